@@ -1,0 +1,215 @@
+package tcpproxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+)
+
+// App is the Caddy app `tcpproxy`: a set of TCP apps, each listening on
+// many ports and forwarding every connection to one of its healthy targets.
+// Each app becomes a caddy-l4 server, named after the app, whose one route
+// ends in the `layer4.handlers.tcpproxy` handler.
+type App struct {
+	// GracePeriod is how long connections being proxied may run on when
+	// Caddy exits (SIGTERM, SIGINT, `caddy stop`); those still open then
+	// are closed. A config reload does not wait for connections: they run
+	// on to their end. Default: 10s.
+	GracePeriod caddy.Duration `json:"grace_period,omitempty"`
+
+	// Apps are the proxied applications.
+	Apps []*AppConfig `json:"apps,omitempty"`
+
+	l4       *layer4.App
+	checkers []*healthChecker
+	sockets  []*sharedSocket // held from Start to Stop
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "tcpproxy",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision validates the config and turns each app into a layer4 server.
+// It starts nothing: `caddy validate` and failed loads provision too.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	servers := make(map[string]*layer4.Server, len(a.Apps))
+	for _, app := range a.Apps {
+		srv, err := app.server()
+		if err != nil {
+			return err
+		}
+		servers[app.Name] = srv
+	}
+	// Provisioned in Go, not loaded as a module: a loaded "layer4" app would
+	// be started and stopped by Caddy too, and replace a user's own.
+	a.l4 = &layer4.App{Servers: servers}
+	if err := a.l4.Provision(ctx); err != nil {
+		return err
+	}
+	for _, app := range a.Apps {
+		u := app.Upstreams.withDefaults()
+		if u.HealthChecks.Disabled {
+			continue
+		}
+		a.checkers = append(a.checkers, &healthChecker{
+			app:     app.Name,
+			targets: acquireTargets(app.Name, u.Targets),
+			cfg:     *u.HealthChecks,
+			logger:  a.logger,
+		})
+	}
+	return nil
+}
+
+// server builds the layer4 server of an app.
+func (c *AppConfig) server() (*layer4.Server, error) {
+	handler, err := json.Marshal(struct {
+		Module string `json:"handler"`
+		*Handler
+	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.Upstreams}})
+	if err != nil {
+		return nil, fmt.Errorf("app %q: %v", c.Name, err)
+	}
+	return &layer4.Server{
+		Listen: c.listenAddrs(),
+		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
+	}, nil
+}
+
+// listenAddrs are the app's Caddy network addresses on the reload-safe
+// "tcpproxy" network (see listener.go), one per bind host and port range.
+func (c *AppConfig) listenAddrs() []string {
+	binds := c.Bind
+	if len(binds) == 0 {
+		binds = []string{""}
+	}
+	var out []string
+	for _, b := range binds {
+		for _, p := range c.Ports {
+			hostPort := net.JoinHostPort(b, strconv.Itoa(p.Low))
+			if p.High != p.Low {
+				hostPort += "-" + strconv.Itoa(p.High)
+			}
+			out = append(out, listenNetwork+"/"+hostPort)
+		}
+	}
+	return out
+}
+
+// Start binds every port of every app (or fails naming the app and port,
+// with nothing left open), then starts serving and health checking.
+func (a *App) Start() error {
+	for _, app := range a.Apps {
+		for _, addr := range app.socketAddrs() {
+			s, err := sockets.acquire(addr)
+			if err != nil {
+				a.releaseSockets()
+				return fmt.Errorf("app %q: ports: listening on %s: %v", app.Name, addr, err)
+			}
+			a.sockets = append(a.sockets, s)
+		}
+	}
+	if err := a.l4.Start(); err != nil {
+		_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
+		a.releaseSockets()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, hc := range a.checkers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			hc.run(ctx)
+		}()
+	}
+	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
+	return nil
+}
+
+// socketAddrs are the host:port pairs the app listens on.
+func (c *AppConfig) socketAddrs() []string {
+	binds := c.Bind
+	if len(binds) == 0 {
+		binds = []string{""}
+	}
+	var out []string
+	for _, b := range binds {
+		for _, p := range c.Ports {
+			for port := p.Low; port <= p.High; port++ {
+				out = append(out, net.JoinHostPort(b, strconv.Itoa(port)))
+			}
+		}
+	}
+	return out
+}
+
+func (a *App) releaseSockets() {
+	for _, s := range a.sockets {
+		sockets.release(s)
+	}
+	a.sockets = nil
+}
+
+// Stop stops accepting and ends the health checks. On a reload it returns
+// at once: sockets kept by the new config stay open, and connections being
+// proxied run on. On exit it waits up to grace_period for the connections
+// to end, then closes them.
+func (a *App) Stop() error {
+	_ = a.l4.Stop()
+	a.releaseSockets()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if caddy.Exiting() {
+		grace := time.Duration(a.GracePeriod)
+		if grace == 0 {
+			grace = defaultGracePeriod
+		}
+		if cut := live.drain(grace); cut > 0 {
+			a.logger.Warn("grace period over: closed connections still open",
+				zap.Duration("grace_period", grace), zap.Int("connections", cut))
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the shared target state this config held.
+func (a *App) Cleanup() error {
+	for _, hc := range a.checkers {
+		releaseTargets(hc.targets)
+	}
+	a.checkers = nil
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

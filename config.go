@@ -1,0 +1,349 @@
+package tcpproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Defaults of the optional fields.
+const (
+	defaultGracePeriod    = 10 * time.Second
+	defaultDialTimeout    = 2 * time.Second
+	defaultHealthInterval = 30 * time.Second
+	defaultHealthTimeout  = 2 * time.Second
+)
+
+// AppConfig is one proxied application: a name, the ports it listens on and
+// the targets its connections are forwarded to.
+type AppConfig struct {
+	// Name identifies the app in logs, metrics and the status API. It must
+	// be unique and match `[A-Za-z0-9._-]+`. Required.
+	Name string `json:"name,omitempty"`
+
+	// Ports to listen on: numbers 1..65535, or strings "low-high" for an
+	// inclusive range. A (bind, port) pair may appear once in the whole
+	// config, and a wildcard bind conflicts with any other bind on the same
+	// port. Required, at least one.
+	Ports []PortRange `json:"ports,omitempty"`
+
+	// Bind lists the hosts (IP addresses) to listen on. Default: all
+	// interfaces.
+	Bind []string `json:"bind,omitempty"`
+
+	Upstreams
+}
+
+// Upstreams is where and how an app's connections are forwarded. The app
+// and the layer4 handler share it.
+type Upstreams struct {
+	// Targets are the `host:port` addresses connections are forwarded to.
+	// Host names are resolved at every dial, so DNS changes are followed.
+	// Required, at least one.
+	Targets []string `json:"targets,omitempty"`
+
+	// LBPolicy chooses a healthy target for each connection:
+	// `round_robin` (one rotation per app, shared by all its ports) or
+	// `least_conn` (fewest active connections, ties broken round-robin).
+	// Default: `round_robin`.
+	LBPolicy string `json:"lb_policy,omitempty"`
+
+	// HealthChecks configures the active TCP connect probe of every target.
+	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+
+	// DialTimeout bounds each dial to a target. Default: 2s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// MaxConnections caps the app's concurrent connections; beyond it a new
+	// connection is closed at once and counted. Default: 0, no limit.
+	MaxConnections int `json:"max_connections,omitempty"`
+
+	// ProxyProtocol sends a PROXY protocol header carrying the client's
+	// address to the target before any payload: `v1` or `v2`. Default: none.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+}
+
+// HealthChecks configures active health checks. A target never seen before
+// starts healthy; `fall` consecutive failed probes mark it down and `rise`
+// consecutive successful probes mark it up again.
+type HealthChecks struct {
+	// Interval between two probe rounds. Default: 30s.
+	Interval caddy.Duration `json:"interval,omitempty"`
+
+	// Timeout of one probe (a TCP connect). Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Rise is the number of consecutive successes that mark a down target
+	// up. Default: 1.
+	Rise int `json:"rise,omitempty"`
+
+	// Fall is the number of consecutive failures that mark an up target
+	// down. Default: 1.
+	Fall int `json:"fall,omitempty"`
+
+	// Disabled turns active probing off; passive checks (a failed dial
+	// marks a target down) still apply. Default: false.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// PortRange is a port (`5001`) or an inclusive range of ports
+// (`"6000-6099"`). In JSON it is a number or a string.
+type PortRange struct {
+	Low, High int
+	raw       string // as written, for error messages; empty when valid
+}
+
+// UnmarshalJSON accepts a JSON number or a string. Range checks happen in
+// Validate, where the error can name the app.
+func (p *PortRange) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	}
+	*p = parsePortRange(s)
+	return nil
+}
+
+// MarshalJSON writes a single port as a number and a range as a string.
+func (p PortRange) MarshalJSON() ([]byte, error) {
+	if p.raw != "" {
+		return json.Marshal(p.raw)
+	}
+	if p.Low == p.High {
+		return []byte(strconv.Itoa(p.Low)), nil
+	}
+	return json.Marshal(p.String())
+}
+
+func (p PortRange) String() string {
+	if p.raw != "" {
+		return p.raw
+	}
+	if p.Low == p.High {
+		return strconv.Itoa(p.Low)
+	}
+	return fmt.Sprintf("%d-%d", p.Low, p.High)
+}
+
+// parsePortRange parses "5001" or "6000-6099". An invalid value keeps its
+// text in raw so that Validate can report it.
+func parsePortRange(s string) PortRange {
+	s = strings.TrimSpace(s)
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
+		return PortRange{raw: s}
+	}
+	return PortRange{Low: l, High: h}
+}
+
+// Count is the number of ports in the range.
+func (p PortRange) Count() int { return p.High - p.Low + 1 }
+
+var appNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// Validate checks every field of the tcpproxy app and returns the first
+// problem, naming the app, the field and the value.
+func (a *App) Validate() error {
+	if a.GracePeriod < 0 {
+		return fmt.Errorf("grace_period: must not be negative, got %s", time.Duration(a.GracePeriod))
+	}
+	names := make(map[string]int, len(a.Apps))
+	used := make(map[int]map[string]string) // port -> bind host -> app
+	for i, app := range a.Apps {
+		if app == nil {
+			return fmt.Errorf("apps[%d]: null app", i)
+		}
+		if err := app.validate(); err != nil {
+			return err
+		}
+		if j, dup := names[app.Name]; dup {
+			return fmt.Errorf("app %q: name: duplicate, apps[%d] and apps[%d] are both named %q", app.Name, j, i, app.Name)
+		}
+		names[app.Name] = i
+		if err := app.claimPorts(used); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appErr prefixes an error with the app (and field) it concerns.
+func (c *AppConfig) errorf(field, format string, args ...any) error {
+	return fmt.Errorf("app %q: %s: %s", c.Name, field, fmt.Sprintf(format, args...))
+}
+
+func (c *AppConfig) validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("app %q: name: required", "")
+	}
+	if !appNameRE.MatchString(c.Name) {
+		return c.errorf("name", "%q may only contain letters, digits, '.', '_' and '-'", c.Name)
+	}
+	if len(c.Ports) == 0 {
+		return c.errorf("ports", "at least one port is required")
+	}
+	for _, p := range c.Ports {
+		if p.raw != "" {
+			return c.errorf("ports", "invalid port %q: want a number 1..65535 or a range \"low-high\"", p.raw)
+		}
+	}
+	for _, b := range c.Bind {
+		if b != "" && net.ParseIP(strings.Trim(b, "[]")) == nil {
+			return c.errorf("bind", "%q is not an IP address", b)
+		}
+	}
+	return c.Upstreams.validate(c.errorf)
+}
+
+// claimPorts records every (bind, port) of the app in used and fails on a
+// pair that another app, or this one, already claimed. A wildcard bind ("")
+// conflicts with any bind on the same port.
+func (c *AppConfig) claimPorts(used map[int]map[string]string) error {
+	binds := c.Bind
+	if len(binds) == 0 {
+		binds = []string{""}
+	}
+	for _, p := range c.Ports {
+		for port := p.Low; port <= p.High; port++ {
+			hosts := used[port]
+			if hosts == nil {
+				hosts = make(map[string]string)
+				used[port] = hosts
+			}
+			for _, b := range binds {
+				host := normalizeHost(b)
+				for other, owner := range hosts {
+					if other == host || other == "" || host == "" {
+						return c.errorf("ports", "port %d on %s is already used by app %q on %s",
+							port, describeHost(host), owner, describeHost(other))
+					}
+				}
+				hosts[host] = c.Name
+			}
+		}
+	}
+	return nil
+}
+
+func normalizeHost(h string) string {
+	h = strings.Trim(h, "[]")
+	if ip := net.ParseIP(h); ip != nil {
+		if ip.IsUnspecified() {
+			return ""
+		}
+		return ip.String()
+	}
+	return h
+}
+
+func describeHost(h string) string {
+	if h == "" {
+		return "all interfaces"
+	}
+	return h
+}
+
+// validate checks the upstream settings; errorf names the owner (an app).
+func (u *Upstreams) validate(errorf func(field, format string, args ...any) error) error {
+	if len(u.Targets) == 0 {
+		return errorf("targets", "at least one target is required")
+	}
+	seen := make(map[string]bool, len(u.Targets))
+	for _, t := range u.Targets {
+		if err := validateTarget(t); err != nil {
+			return errorf("targets", "%q: %v", t, err)
+		}
+		if seen[t] {
+			return errorf("targets", "%q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	if _, ok := policies[u.LBPolicy]; !ok && u.LBPolicy != "" {
+		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, policyNames())
+	}
+	if u.DialTimeout < 0 {
+		return errorf("dial_timeout", "must be positive, got %s", time.Duration(u.DialTimeout))
+	}
+	if u.MaxConnections < 0 {
+		return errorf("max_connections", "must be 0 (no limit) or positive, got %d", u.MaxConnections)
+	}
+	switch u.ProxyProtocol {
+	case "", "v1", "v2":
+	default:
+		return errorf("proxy_protocol", "unknown version %q: want \"v1\" or \"v2\"", u.ProxyProtocol)
+	}
+	if hc := u.HealthChecks; hc != nil {
+		if hc.Interval < 0 {
+			return errorf("health_checks.interval", "must be positive, got %s", time.Duration(hc.Interval))
+		}
+		if hc.Timeout < 0 {
+			return errorf("health_checks.timeout", "must be positive, got %s", time.Duration(hc.Timeout))
+		}
+		if hc.Rise < 0 {
+			return errorf("health_checks.rise", "must be at least 1, got %d", hc.Rise)
+		}
+		if hc.Fall < 0 {
+			return errorf("health_checks.fall", "must be at least 1, got %d", hc.Fall)
+		}
+	}
+	return nil
+}
+
+// validateTarget checks a `host:port` address without resolving it.
+func validateTarget(t string) error {
+	host, port, err := net.SplitHostPort(t)
+	if err != nil {
+		return fmt.Errorf("want host:port: %v", err)
+	}
+	if host == "" {
+		return fmt.Errorf("missing host")
+	}
+	if strings.ContainsAny(host, " /\t") {
+		return fmt.Errorf("invalid host %q", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("invalid port %q: want 1..65535", port)
+	}
+	return nil
+}
+
+// withDefaults returns the settings with every unset optional field filled.
+func (u Upstreams) withDefaults() Upstreams {
+	if u.LBPolicy == "" {
+		u.LBPolicy = "round_robin"
+	}
+	if u.DialTimeout == 0 {
+		u.DialTimeout = caddy.Duration(defaultDialTimeout)
+	}
+	hc := HealthChecks{}
+	if u.HealthChecks != nil {
+		hc = *u.HealthChecks
+	}
+	if hc.Interval == 0 {
+		hc.Interval = caddy.Duration(defaultHealthInterval)
+	}
+	if hc.Timeout == 0 {
+		hc.Timeout = caddy.Duration(defaultHealthTimeout)
+	}
+	if hc.Rise == 0 {
+		hc.Rise = 1
+	}
+	if hc.Fall == 0 {
+		hc.Fall = 1
+	}
+	u.HealthChecks = &hc
+	return u
+}

@@ -1,0 +1,212 @@
+package tcpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Listening sockets that survive a config reload.
+//
+// Caddy binds a new SO_REUSEPORT socket for every config and closes the old
+// one, which resets the connections queued on the old socket during a
+// reload. Instead, the tcpproxy apps listen on the network "tcpproxy"
+// (addresses such as "tcpproxy/127.0.0.1:5001"), served from this pool: one
+// socket per (host, port), reference-counted by the configs that use it.
+// Its accept loop hands every connection to the newest config's listener,
+// so a port kept by a reload keeps its socket and its accept queue, and a
+// connection is never handed to a config that is shutting down. The
+// sockets are bound without SO_REUSEPORT, so a port held by another
+// process is an error, not silently shared.
+const listenNetwork = "tcpproxy"
+
+func init() {
+	caddy.RegisterNetwork(listenNetwork, listenShared)
+}
+
+var sockets = &socketPool{byAddr: make(map[string]*sharedSocket)}
+
+type socketPool struct {
+	mu     sync.Mutex
+	byAddr map[string]*sharedSocket
+}
+
+// sharedSocket is one listening socket and the config-level listeners
+// (views) it feeds, newest last.
+type sharedSocket struct {
+	addr string
+	ln   net.Listener
+	refs int // guarded by socketPool.mu
+
+	mu      sync.Mutex
+	views   []*view
+	changed chan struct{} // closed and replaced when views change
+	closed  chan struct{}
+}
+
+// acquire returns the socket for addr, binding it on first use.
+func (p *socketPool) acquire(addr string) (*sharedSocket, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.byAddr[addr]; ok {
+		s.refs++
+		return s, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &sharedSocket{addr: addr, ln: ln, refs: 1, changed: make(chan struct{}), closed: make(chan struct{})}
+	p.byAddr[addr] = s
+	go s.acceptLoop()
+	return s, nil
+}
+
+// release drops a reference; the last one closes the socket.
+func (p *socketPool) release(s *sharedSocket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.refs--
+	if s.refs > 0 {
+		return
+	}
+	delete(p.byAddr, s.addr)
+	close(s.closed)
+	_ = s.ln.Close()
+}
+
+// listenShared is the caddy.ListenerFunc of the "tcpproxy" network.
+func listenShared(_ context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+	start, _, _ := strings.Cut(portRange, "-")
+	port, err := strconv.Atoi(start)
+	if err != nil {
+		return nil, fmt.Errorf("%s network: invalid port %q", listenNetwork, portRange)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port+int(portOffset)))
+	s, err := sockets.acquire(addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.newView(), nil
+}
+
+// acceptLoop accepts until the socket closes and hands each connection to
+// the newest open view, waiting for one if there is none yet.
+func (s *sharedSocket) acceptLoop() {
+	var backoff time.Duration
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(backoff):
+			case <-s.closed:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.deliver(conn)
+	}
+}
+
+// deliver hands conn to the newest view. A view closing meanwhile makes it
+// try the next newest; the socket closing drops the connection.
+func (s *sharedSocket) deliver(conn net.Conn) {
+	for {
+		s.mu.Lock()
+		var v *view
+		if n := len(s.views); n > 0 {
+			v = s.views[n-1]
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if v == nil {
+			select {
+			case <-changed:
+				continue
+			case <-s.closed:
+				_ = conn.Close()
+				return
+			}
+		}
+		select {
+		case v.conns <- conn:
+			return
+		case <-v.done:
+		case <-changed: // a newer view appeared: prefer it
+		case <-s.closed:
+			_ = conn.Close()
+			return
+		}
+	}
+}
+
+func (s *sharedSocket) newView() *view {
+	v := &view{socket: s, conns: make(chan net.Conn), done: make(chan struct{})}
+	s.mu.Lock()
+	s.views = append(s.views, v)
+	s.notifyLocked()
+	s.mu.Unlock()
+	return v
+}
+
+func (s *sharedSocket) removeView(v *view) {
+	s.mu.Lock()
+	for i, w := range s.views {
+		if w == v {
+			s.views = append(s.views[:i], s.views[i+1:]...)
+			break
+		}
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+func (s *sharedSocket) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// view is the net.Listener one config's layer4 server accepts from.
+type view struct {
+	socket *sharedSocket
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Accept returns the next connection the socket hands to this view.
+func (v *view) Accept() (net.Conn, error) {
+	select {
+	case c := <-v.conns:
+		return c, nil
+	case <-v.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close detaches the view; the socket stays open while another config
+// holds it, so connections queued on it go to that config.
+func (v *view) Close() error {
+	v.once.Do(func() {
+		close(v.done)
+		v.socket.removeView(v)
+		sockets.release(v.socket)
+	})
+	return nil
+}
+
+// Addr is the socket's address.
+func (v *view) Addr() net.Addr { return v.socket.ln.Addr() }
