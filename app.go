@@ -28,9 +28,9 @@ type App struct {
 	// Apps are the proxied applications.
 	Apps []*AppConfig `json:"apps,omitempty"`
 
-	l4       *layer4.App
-	checkers []*healthChecker
-	sockets  []*sharedSocket // held from Start to Stop
+	l4      *layer4.App
+	running []*runningApp
+	sockets []*sharedSocket // held from Start to Stop
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	logger   *zap.Logger
@@ -70,17 +70,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	for _, app := range a.Apps {
 		u := app.Upstreams.withDefaults()
-		if u.HealthChecks.Disabled {
-			continue
-		}
-		a.checkers = append(a.checkers, &healthChecker{
-			app:     app.Name,
-			targets: acquireTargets(app.Name, u.Targets),
-			cfg:     *u.HealthChecks,
-			logger:  a.logger,
+		a.running = append(a.running, &runningApp{
+			name:     app.Name,
+			ports:    app.Ports,
+			settings: u,
+			targets:  acquireTargets(app.Name, u.Targets),
 		})
 	}
 	return nil
+}
+
+// runningApp is an app of this config with the shared state of its
+// targets, for the health checks and the status API.
+type runningApp struct {
+	name     string
+	ports    []PortRange
+	settings Upstreams // with defaults
+	targets  []*target
+}
+
+func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
+	return &healthChecker{app: r.name, targets: r.targets, cfg: *r.settings.HealthChecks, logger: logger}
 }
 
 // server builds the layer4 server of an app.
@@ -138,12 +148,15 @@ func (a *App) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	for _, hc := range a.checkers {
+	for _, r := range a.running {
+		if r.settings.HealthChecks.Disabled {
+			continue
+		}
 		a.wg.Add(1)
-		go func() {
+		go func(hc *healthChecker) {
 			defer a.wg.Done()
 			hc.run(ctx)
-		}()
+		}(r.healthChecker(a.logger))
 	}
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil
@@ -199,10 +212,10 @@ func (a *App) Stop() error {
 
 // Cleanup releases the shared target state this config held.
 func (a *App) Cleanup() error {
-	for _, hc := range a.checkers {
-		releaseTargets(hc.targets)
+	for _, r := range a.running {
+		releaseTargets(r.targets)
 	}
-	a.checkers = nil
+	a.running = nil
 	return nil
 }
 
