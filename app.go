@@ -31,9 +31,9 @@ type App struct {
 	l4      *layer4.App
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	logger   *zap.Logger
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	logger  *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.

@@ -1,0 +1,281 @@
+package tcpproxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// Shared helpers of the in-process tests: real sockets on loopback and
+// Caddy loaded for real with caddy.Load. Caddy's state is process-global,
+// so these tests never run in parallel.
+
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freePorts returns n distinct free ports.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	seen := map[int]bool{}
+	var out []int
+	for len(out) < n {
+		if p := freePort(t); !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// backend is a test target: it greets each connection with its name and a
+// newline, then echoes. It counts the connections it accepted and can be
+// stopped and restarted on the same address.
+type backend struct {
+	t        testing.TB
+	name     string
+	network  string
+	addr     string
+	accepted atomic.Int64
+	active   atomic.Int64
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	hold  chan struct{} // when non-nil, connections wait on it before echoing
+}
+
+func newBackend(t testing.TB, name string) *backend {
+	return newBackendOn(t, name, "tcp", "127.0.0.1:0")
+}
+
+func newBackendOn(t testing.TB, name, network, addr string) *backend {
+	t.Helper()
+	b := &backend{t: t, name: name, network: network, conns: map[net.Conn]bool{}}
+	b.listen(addr)
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *backend) listen(addr string) {
+	b.t.Helper()
+	ln, err := net.Listen(b.network, addr)
+	if err != nil {
+		b.t.Fatalf("backend %s: %v", b.name, err)
+	}
+	b.mu.Lock()
+	b.ln = ln
+	b.addr = ln.Addr().String()
+	b.mu.Unlock()
+	go b.serve(ln)
+}
+
+func (b *backend) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b.accepted.Add(1)
+		b.mu.Lock()
+		b.conns[c] = true
+		hold := b.hold
+		b.mu.Unlock()
+		go b.handle(c, hold)
+	}
+}
+
+func (b *backend) handle(c net.Conn, hold chan struct{}) {
+	b.active.Add(1)
+	defer func() {
+		b.active.Add(-1)
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		c.Close()
+	}()
+	if _, err := io.WriteString(c, b.name+"\n"); err != nil {
+		return
+	}
+	if hold != nil {
+		<-hold
+	}
+	if _, err := io.Copy(c, c); err == nil {
+		_ = c.(*net.TCPConn).CloseWrite()
+	}
+}
+
+// stop closes the listener and every open connection.
+func (b *backend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln != nil {
+		b.ln.Close()
+		b.ln = nil
+	}
+	for c := range b.conns {
+		c.Close()
+	}
+}
+
+// restart listens again on the same address.
+func (b *backend) restart() { b.listen(b.addr) }
+
+// loadConfig runs Caddy in-process with the given tcpproxy app config
+// (the value of apps.tcpproxy) and stops it when the test ends.
+func loadConfig(t testing.TB, tcpproxyApp any) {
+	t.Helper()
+	if err := tryLoad(tcpproxyApp); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+}
+
+// tryLoad loads (or reloads) the config and returns Caddy's error.
+func tryLoad(tcpproxyApp any) error {
+	cfg, err := json.Marshal(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"apps":    map[string]any{"tcpproxy": tcpproxyApp},
+	})
+	if err != nil {
+		return err
+	}
+	return caddy.Load(cfg, true)
+}
+
+// app is shorthand for one app of the tcpproxy config.
+type app = map[string]any
+
+// proxyConfig is a tcpproxy app config holding the given apps.
+func proxyConfig(apps ...app) map[string]any {
+	return map[string]any{"apps": apps}
+}
+
+// addrs returns the backends' addresses.
+func addrs(bs ...*backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.addr
+	}
+	return out
+}
+
+// greeting connects to addr and returns the name of the backend that
+// answered (its greeting line).
+func greeting(t testing.TB, addr string) string {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
+	name, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading greeting through %s: %v", addr, err)
+	}
+	return strings.TrimSpace(name)
+}
+
+// dial connects to addr with a deadline for the whole exchange.
+func dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+// echo connects to addr, skips the greeting, sends msg and checks that it
+// comes back.
+func echo(t testing.TB, addr, msg string) (backendName string) {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
+	r := bufio.NewReader(c)
+	name, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("greeting through %s: %v", addr, err)
+	}
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("write through %s: %v", addr, err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatalf("echo through %s: %v", addr, err)
+	}
+	if string(got) != msg {
+		t.Fatalf("echo through %s: got %q, want %q", addr, got, msg)
+	}
+	return strings.TrimSpace(name)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// closedWithin reports whether the peer closes c (EOF or reset) within d,
+// and what was read before.
+func closedWithin(c net.Conn, d time.Duration) (bool, string) {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	data, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, string(data)
+	}
+	return true, string(data)
+}
+
+// lookupTarget returns the shared state of a loaded target.
+func lookupTarget(t testing.TB, appName, addr string) *target {
+	t.Helper()
+	var found *target
+	targets.Range(func(k, v any) bool {
+		if k == (targetKey{appName, addr}) {
+			found = v.(*target)
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		t.Fatalf("no target %s in app %s", addr, appName)
+	}
+	return found
+}
+
+func hostPort(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// testutilCounter reads a counter's current value.
+func testutilCounter(t testing.TB, c prometheus.Collector) float64 {
+	t.Helper()
+	return testutil.ToFloat64(c)
+}
