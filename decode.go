@@ -102,7 +102,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 			if errors.As(err, &typeErr) {
 				err = fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, obj[key])
 			}
-			if strings.HasPrefix(err.Error(), prefix) || strings.HasPrefix(err.Error(), fields[idx].name+".") {
+			if prefix != "" && strings.HasPrefix(err.Error(), prefix) || strings.HasPrefix(err.Error(), fields[idx].name+".") {
 				return err // a nested field already named itself
 			}
 			return fmt.Errorf("%s%s: %v", prefix, fields[idx].name, err)
