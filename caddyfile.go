@@ -1,0 +1,251 @@
+package tcpproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("tcpproxy", parseCaddyfile)
+}
+
+// parseCaddyfile sets up the tcpproxy app from the global option. Syntax:
+//
+//	tcpproxy {
+//		grace_period <duration>
+//		app <name> {
+//			ports           <port|low-high>...
+//			targets         <host:port>...
+//			bind            <host>...
+//			lb_policy       round_robin|least_conn
+//			health_interval <duration>
+//			health_timeout  <duration>
+//			health_rise     <count>
+//			health_fall     <count>
+//			health_disabled
+//			dial_timeout    <duration>
+//			max_connections <count>
+//			proxy_protocol  v1|v2
+//		}
+//	}
+//
+// `ports`, `targets` and `bind` may be repeated and add up; any other
+// setting may be given once. Several `tcpproxy` blocks are merged.
+func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
+	app, err := existingApp(d, existingVal)
+	if err != nil {
+		return nil, err
+	}
+	graceSet := app.GracePeriod != 0
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		seg := d.NewFromNextSegment()
+		seg.Next()
+		switch seg.Val() {
+		case "grace_period":
+			if graceSet {
+				return nil, seg.Errf("grace_period: given twice")
+			}
+			graceSet = true
+			err = parseDuration(seg, &app.GracePeriod)
+		case "app":
+			var cfg *AppConfig
+			cfg, err = parseAppBlock(seg)
+			app.Apps = append(app.Apps, cfg)
+		default:
+			err = seg.Errf("unknown subdirective %q (valid: grace_period, app)", seg.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+		// The same validation as the JSON configs, reported at the line of
+		// the subdirective that made the config invalid.
+		if err := app.Validate(); err != nil {
+			seg.Reset()
+			seg.Next()
+			return nil, seg.WrapErr(err)
+		}
+	}
+	return httpcaddyfile.App{Name: "tcpproxy", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// existingApp decodes what earlier `tcpproxy` blocks configured.
+func existingApp(d *caddyfile.Dispenser, existingVal any) (*App, error) {
+	app := new(App)
+	if existingVal == nil {
+		return app, nil
+	}
+	prev, ok := existingVal.(httpcaddyfile.App)
+	if !ok {
+		return nil, d.Errf("existing tcpproxy config of unexpected type %T", existingVal)
+	}
+	if err := json.Unmarshal(prev.Value, app); err != nil {
+		return nil, d.Errf("existing tcpproxy config: %v", err)
+	}
+	return app, nil
+}
+
+// appDirective parses one subdirective of an `app` block into the app.
+type appDirective struct {
+	parse      func(d *caddyfile.Dispenser, c *AppConfig) error
+	repeatable bool // lists add up; a setting given twice is an error
+}
+
+// appDirectives are the subdirectives of an `app` block. A new field of
+// the app is one line here.
+var appDirectives = map[string]appDirective{
+	"ports": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		for _, p := range d.RemainingArgs() {
+			c.Ports = append(c.Ports, parsePortRange(p))
+		}
+		return nil
+	}},
+	"targets": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Targets = append(c.Targets, d.RemainingArgs()...)
+		return nil
+	}},
+	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Bind = append(c.Bind, d.RemainingArgs()...)
+		return nil
+	}},
+	"lb_policy": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &c.LBPolicy)
+	}},
+	"proxy_protocol": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &c.ProxyProtocol)
+	}},
+	"dial_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.DialTimeout)
+	}},
+	"max_connections": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &c.MaxConnections)
+	}},
+	"health_interval": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).Interval)
+	}},
+	"health_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).Timeout)
+	}},
+	"health_rise": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Rise)
+	}},
+	"health_fall": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Fall)
+	}},
+	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		if d.NextArg() {
+			return d.Errf("health_disabled: takes no value, got %q", d.Val())
+		}
+		health(c).Disabled = true
+		return nil
+	}},
+}
+
+// parseAppBlock parses `app <name> { ... }`; d holds just that segment,
+// positioned on `app`.
+func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
+	c := new(AppConfig)
+	if !d.NextArg() {
+		return c, d.Errf("app: missing name, want app <name> { ... }")
+	}
+	c.Name = d.Val()
+	if d.NextArg() {
+		return c, d.Errf("app %q: unexpected argument %q after the name", c.Name, d.Val())
+	}
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		dir, ok := appDirectives[name]
+		if !ok {
+			return c, d.Errf("app %q: unknown subdirective %q (valid: %s)", c.Name, name, appDirectiveNames())
+		}
+		if seen[name] && !dir.repeatable {
+			return c, d.Errf("app %q: %s: given twice", c.Name, name)
+		}
+		seen[name] = true
+		if dir.repeatable && d.CountRemainingArgs() == 0 {
+			return c, d.Errf("app %q: %s: want at least one value", c.Name, name)
+		}
+		if err := dir.parse(d, c); err != nil {
+			return c, appError(c.Name, err)
+		}
+	}
+	return c, nil
+}
+
+// health returns the app's health check settings, creating them on first use.
+func health(c *AppConfig) *HealthChecks {
+	if c.HealthChecks == nil {
+		c.HealthChecks = new(HealthChecks)
+	}
+	return c.HealthChecks
+}
+
+// oneArg reads the single value of the current subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return "", d.Errf("%s: want one value, got %d", name, len(args))
+	}
+	return args[0], nil
+}
+
+func parseString(d *caddyfile.Dispenser, dst *string) error {
+	val, err := oneArg(d)
+	*dst = val
+	return err
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return d.Errf("%s: want a duration such as \"2s\", got %q", name, val)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func parseInt(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil {
+		return d.Errf("%s: want an integer, got %q", name, val)
+	}
+	*dst = n
+	return nil
+}
+
+// appError names the app in an error of one of its subdirectives.
+func appError(name string, err error) error {
+	return fmt.Errorf("app %q: %w", name, err)
+}
+
+func appDirectiveNames() string {
+	names := make([]string, 0, len(appDirectives))
+	for n := range appDirectives {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
