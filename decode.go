@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // This file decodes the tcpproxy config strictly and with errors that say
@@ -28,7 +30,7 @@ func (a *App) UnmarshalJSON(b []byte) error {
 	*a = App{}
 	if top.GracePeriod != nil {
 		if err := json.Unmarshal(top.GracePeriod, &a.GracePeriod); err != nil {
-			return fmt.Errorf("grace_period: %v", err)
+			return fmt.Errorf("grace_period: %v", describeError(err, &a.GracePeriod, top.GracePeriod))
 		}
 	}
 	if top.Apps != nil {
@@ -98,10 +100,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 		}
 		target := v.FieldByIndex(fields[idx].index).Addr().Interface()
 		if err := json.Unmarshal(obj[key], target); err != nil {
-			var typeErr *json.UnmarshalTypeError
-			if errors.As(err, &typeErr) {
-				err = fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, obj[key])
-			}
+			err = describeError(err, target, obj[key])
 			if prefix != "" && strings.HasPrefix(err.Error(), prefix) || strings.HasPrefix(err.Error(), fields[idx].name+".") {
 				return err // a nested field already named itself
 			}
@@ -109,6 +108,19 @@ func decodeFields(b []byte, dst any, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// describeError restates an error decoding raw into target as what was
+// wanted and what was given.
+func describeError(err error, target any, raw json.RawMessage) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, raw)
+	}
+	if _, ok := target.(*caddy.Duration); ok {
+		return fmt.Errorf("want %s, got %s", describeType(reflect.TypeFor[caddy.Duration]()), raw)
+	}
+	return err
 }
 
 type jsonField struct {

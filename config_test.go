@@ -1,0 +1,314 @@
+package tcpproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+// The config surfaces: the plain config.json through our adapter, the
+// Caddyfile through Caddy's caddyfile adapter, and native JSON as Caddy
+// decodes it. These tests are pure config tests: nothing listens.
+
+type configFormat string
+
+const (
+	formatPlain     configFormat = "config.json"
+	formatCaddyfile configFormat = "Caddyfile"
+	formatNative    configFormat = "native JSON"
+)
+
+// runAdapter runs the named registered config adapter on input.
+func runAdapter(adapter string, input []byte) ([]byte, error) {
+	a := caddyconfig.GetAdapter(adapter)
+	if a == nil {
+		return nil, fmt.Errorf("no config adapter %q", adapter)
+	}
+	out, _, err := a.Adapt(input, nil)
+	return out, err
+}
+
+// decodeConfig takes input the way its format is loaded and returns the
+// decoded, validated tcpproxy app.
+func decodeConfig(format configFormat, input string) (*App, error) {
+	body := []byte(input)
+	switch format {
+	case formatPlain:
+		out, err := runAdapter("tcpproxy", body)
+		if err != nil {
+			return nil, err
+		}
+		return adaptedApp(out)
+	case formatCaddyfile:
+		out, err := runAdapter("caddyfile", body)
+		if err != nil {
+			return nil, err
+		}
+		return adaptedApp(out)
+	}
+	app := new(App)
+	if err := json.Unmarshal(body, app); err != nil {
+		return nil, err
+	}
+	return app, app.Validate()
+}
+
+// adaptedApp decodes and validates the `apps.tcpproxy` part of a complete
+// Caddy config. It fails if the config holds any other app: our adapter
+// and Caddyfile option must emit nothing else (above all, no `layer4`).
+func adaptedApp(config []byte) (*App, error) {
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		return nil, err
+	}
+	if keys := slices.Sorted(maps.Keys(cfg.Apps)); !slices.Equal(keys, []string{"tcpproxy"}) {
+		return nil, fmt.Errorf("adapted config has apps %v, want only tcpproxy", keys)
+	}
+	app := new(App)
+	if err := json.Unmarshal(cfg.Apps["tcpproxy"], app); err != nil {
+		return nil, err
+	}
+	return app, app.Validate()
+}
+
+// appJSON is the app as JSON, for comparing configs.
+func appJSON(t *testing.T, app *App) string {
+	t.Helper()
+	b, err := json.Marshal(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// mustLoadExample loads an example file as Caddy would with the adapter
+// of its format; the native example is a complete Caddy config.
+func mustLoadExample(t *testing.T, format configFormat, path string) *App {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app *App
+	if format == formatNative {
+		app, err = adaptedApp(body)
+	} else {
+		app, err = decodeConfig(format, string(body))
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return app
+}
+
+func TestExamplesAdaptToSameConfig(t *testing.T) {
+	want := mustLoadExample(t, formatNative, "examples/caddy.json")
+	if len(want.Apps) != 2 || want.GracePeriod == 0 {
+		t.Fatalf("examples/caddy.json: want 2 apps and a grace_period, got %s", appJSON(t, want))
+	}
+	for path, format := range map[string]configFormat{
+		"examples/config.json": formatPlain,
+		"examples/Caddyfile":   formatCaddyfile,
+	} {
+		got := mustLoadExample(t, format, path)
+		if appJSON(t, got) != appJSON(t, want) {
+			t.Errorf("%s adapts to\n%s\nbut examples/caddy.json is\n%s", path, appJSON(t, got), appJSON(t, want))
+		}
+	}
+}
+
+// webApp is the native JSON of one valid app "web", with the members of
+// the JSON object fields (such as `"ports": [0]`) added or replacing its own.
+func webApp(t *testing.T, fields string) string {
+	t.Helper()
+	app := map[string]any{"name": "web", "ports": []int{5001}, "targets": []string{"127.0.0.1:9001"}}
+	var extra map[string]any
+	if err := json.Unmarshal([]byte("{"+fields+"}"), &extra); err != nil {
+		t.Fatalf("test data %s: %v", fields, err)
+	}
+	maps.Copy(app, extra)
+	b, err := json.Marshal(map[string]any{"apps": []any{app}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// inGlobalOption puts body into the `tcpproxy` global option of a
+// Caddyfile: the first line of body is line 3 of the file.
+func inGlobalOption(body string) string {
+	return "{\n\ttcpproxy {\n" + body + "\t}\n}\n"
+}
+
+// webBlock is a Caddyfile with one valid app "web" (its `app` line is line
+// 3) followed by lines, which start at line 6.
+func webBlock(lines string) string {
+	return inGlobalOption("\t\tapp web {\n\t\t\tports 5001\n\t\t\ttargets 127.0.0.1:9001\n" + lines + "\t\t}\n")
+}
+
+func assertErrorMentions(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted, want an error mentioning %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
+
+// TestInvalidConfigsAreRejectedClearly: a bad config is rejected with one
+// error that names the app, the field or value at fault, and for a
+// Caddyfile or a JSON syntax error, where it is.
+func TestInvalidConfigsAreRejectedClearly(t *testing.T) {
+	twoApps := func(bindA, bindB string) string {
+		return `{"Apps": [
+			{"Name": "a", "Ports": [5001], "Targets": ["127.0.0.1:9001"]` + bindA + `},
+			{"Name": "b", "Ports": [5001], "Targets": ["127.0.0.1:9002"]` + bindB + `}]}`
+	}
+	tests := []struct {
+		name   string
+		format configFormat
+		input  string
+		want   []string
+	}{
+		{"duplicate app names", formatNative, `{"apps": [
+			{"name": "web", "ports": [5001], "targets": ["127.0.0.1:9001"]},
+			{"name": "web", "ports": [5002], "targets": ["127.0.0.1:9002"]}]}`,
+			[]string{`app "web": name: duplicate`}},
+		{"duplicate app names across Caddyfile blocks", formatCaddyfile,
+			"{\n\ttcpproxy {\n\t\tapp web {\n\t\t\tports 5001\n\t\t\ttargets 127.0.0.1:9001\n\t\t}\n\t}\n" +
+				"\ttcpproxy {\n\t\tapp web {\n\t\t\tports 5002\n\t\t\ttargets 127.0.0.1:9002\n\t\t}\n\t}\n}\n",
+			[]string{`app "web": name: duplicate`, "Caddyfile:9"}},
+		{"port 0", formatNative, `{"apps": [{"name": "web", "ports": [0], "targets": ["127.0.0.1:9001"]}]}`,
+			[]string{`app "web": ports: invalid port "0"`}},
+		{"port 70000", formatPlain, `{"Apps": [{"Name": "web", "Ports": [70000], "Targets": ["127.0.0.1:9001"]}]}`,
+			[]string{`app "web": ports: invalid port "70000"`}},
+		{"reversed port range", formatCaddyfile, webBlock("\t\t\tports 9-3\n"),
+			[]string{`app "web": ports: invalid port "9-3"`, "Caddyfile:3"}},
+		{"port not a number", formatNative, `{"apps": [{"name": "web", "ports": ["abc"], "targets": ["127.0.0.1:9001"]}]}`,
+			[]string{`app "web": ports: invalid port "abc"`}},
+		{"same bind and port in two apps", formatPlain, twoApps(`, "bind": ["127.0.0.1"]`, `, "bind": ["127.0.0.1"]`),
+			[]string{`app "b": ports: port 5001 on 127.0.0.1 is already used by app "a"`}},
+		{"wildcard bind and specific bind on one port", formatPlain, twoApps(`, "bind": ["127.0.0.1"]`, ``),
+			[]string{`app "b": ports: port 5001 on all interfaces is already used by app "a" on 127.0.0.1`}},
+		{"wildcard bind in the Caddyfile", formatCaddyfile, inGlobalOption(
+			"\t\tapp a {\n\t\t\tports 5001\n\t\t\ttargets 127.0.0.1:9001\n\t\t\tbind 127.0.0.1\n\t\t}\n" +
+				"\t\tapp b {\n\t\t\tports 5000-5010\n\t\t\ttargets 127.0.0.1:9002\n\t\t\tbind 0.0.0.0\n\t\t}\n"),
+			[]string{`app "b": ports: port 5001 on all interfaces is already used by app "a" on 127.0.0.1`, "Caddyfile:8"}},
+		{"target without port", formatNative, `{"apps": [{"name": "web", "ports": [5001], "targets": ["127.0.0.1"]}]}`,
+			[]string{`app "web": targets: "127.0.0.1"`, "missing port"}},
+		{"target with port 0", formatPlain, `{"Apps": [{"Name": "web", "Ports": [5001], "Targets": ["127.0.0.1:0"]}]}`,
+			[]string{`app "web": targets: "127.0.0.1:0": invalid port "0"`}},
+		{"empty targets", formatNative, `{"apps": [{"name": "web", "ports": [5001], "targets": []}]}`,
+			[]string{`app "web": targets: at least one target is required`}},
+		{"targets without values", formatCaddyfile, webBlock("\t\t\ttargets\n"),
+			[]string{`app "web": targets: want at least one value`, "Caddyfile:6"}},
+		{"unknown lb_policy", formatNative, `{"apps": [{"name": "web", "ports": [5001], "targets": ["127.0.0.1:9001"], "lb_policy": "random"}]}`,
+			[]string{`app "web": lb_policy: unknown policy "random"`, `"least_conn"`}},
+		{"negative dial_timeout", formatPlain, `{"Apps": [{"Name": "web", "Ports": [5001], "Targets": ["127.0.0.1:9001"], "dial_timeout": "-1s"}]}`,
+			[]string{`app "web": dial_timeout: must be positive, got -1s`}},
+		{"bad duration string", formatCaddyfile, webBlock("\t\t\tdial_timeout soon\n"),
+			[]string{`app "web": dial_timeout: want a duration such as "2s", got "soon"`, "Caddyfile:6"}},
+		{"bad duration string in JSON", formatPlain, `{"Apps": [{"Name": "web", "Ports": [5001], "Targets": ["127.0.0.1:9001"], "health_checks": {"interval": "soon"}}]}`,
+			[]string{`app "web": health_checks.interval: want a duration such as "2s", got "soon"`}},
+		{"bad grace_period", formatNative, `{"grace_period": "1 minute", "apps": []}`,
+			[]string{`grace_period: want a duration such as "2s", got "1 minute"`}},
+		{"unknown field", formatPlain, `{"Apps": [{"Name": "web", "Ports": [5001], "Tagrets": ["127.0.0.1:9001"]}]}`,
+			[]string{`app "web": unknown field "Tagrets"`, "targets"}},
+		{"unknown top-level field", formatPlain, `{"Apps": [], "GracePeriod": "1s"}`,
+			[]string{`unknown field "GracePeriod"`, "grace_period"}},
+		{"bad proxy_protocol", formatNative, `{"apps": [{"name": "web", "ports": [5001], "targets": ["127.0.0.1:9001"], "proxy_protocol": "v3"}]}`,
+			[]string{`app "web": proxy_protocol: unknown version "v3"`}},
+		{"negative max_connections", formatCaddyfile, webBlock("\t\t\tmax_connections -5\n"),
+			[]string{`app "web": max_connections: must be 0 (no limit) or positive, got -5`, "Caddyfile:3"}},
+		{"bad bind IP", formatPlain, `{"Apps": [{"Name": "web", "Ports": [5001], "Targets": ["127.0.0.1:9001"], "bind": ["127.0.0.300"]}]}`,
+			[]string{`app "web": bind: "127.0.0.300" is not an IP address`}},
+		{"bad name characters", formatNative, `{"apps": [{"name": "my app", "ports": [5001], "targets": ["127.0.0.1:9001"]}]}`,
+			[]string{`app "my app": name: "my app" may only contain`}},
+		{"empty apps list", formatPlain, `{"Apps": []}`, []string{"no apps"}},
+		{"empty file", formatPlain, "\n", []string{"no apps"}},
+		{"native JSON given to the adapter", formatPlain, `{"apps": {"tcpproxy": {}}}`,
+			[]string{"apps: want a list", "native Caddy JSON"}},
+		{"JSON syntax error", formatPlain, "{\"Apps\": [\n  {\"Name\": \"web\",\n   \"Ports\": [5001,],\n", []string{"line 3, column 19", "invalid character ']'"}},
+		{"JSON cut short", formatPlain, "{\"Apps\": [\n  {\"Name\": \"wéb\",\n", []string{"line 2, column 18", "unexpected end of JSON input"}},
+		{"Caddyfile unknown subdirective", formatCaddyfile, webBlock("\t\t\ttagrets 127.0.0.1:9002\n"),
+			[]string{`app "web": unknown subdirective "tagrets"`, "Caddyfile:6"}},
+		{"Caddyfile unknown option subdirective", formatCaddyfile, inGlobalOption("\t\tgrace 5s\n"),
+			[]string{`unknown subdirective "grace"`, "Caddyfile:3"}},
+		{"Caddyfile missing argument", formatCaddyfile, webBlock("\t\t\thealth_rise\n"),
+			[]string{`app "web": health_rise: want one value, got 0`, "Caddyfile:6"}},
+		{"Caddyfile app without a name", formatCaddyfile, inGlobalOption("\t\tapp {\n\t\t\tports 5001\n\t\t}\n"),
+			[]string{"app: missing name", "Caddyfile:3"}},
+		{"Caddyfile non-numeric health_rise", formatCaddyfile, webBlock("\t\t\thealth_rise often\n"),
+			[]string{`app "web": health_rise: want an integer, got "often"`, "Caddyfile:6"}},
+		{"Caddyfile setting given twice", formatCaddyfile, webBlock("\t\t\tlb_policy least_conn\n\t\t\tlb_policy round_robin\n"),
+			[]string{`app "web": lb_policy: given twice`, "Caddyfile:7"}},
+		{"Caddyfile grace_period given twice", formatCaddyfile, inGlobalOption("\t\tgrace_period 5s\n\t\tgrace_period 6s\n"),
+			[]string{"grace_period: given twice", "Caddyfile:4"}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.format)+"/"+tt.name, func(t *testing.T) {
+			_, err := decodeConfig(tt.format, tt.input)
+			assertErrorMentions(t, err, tt.want...)
+		})
+	}
+}
+
+// TestBadConfigErrorNamesAppAndField is issue 2's requirement (SPEC.md,
+// behaviour 7): a bad native config is rejected with an error naming the
+// app, the field and the value.
+func TestBadConfigErrorNamesAppAndField(t *testing.T) {
+	tests := []struct {
+		fields       string // replaces or adds fields of the valid app "web"
+		field, value string
+	}{
+		{`"name": "web/1"`, "name", "web/1"},
+		{`"ports": [0]`, "ports", "0"},
+		{`"ports": [70000]`, "ports", "70000"},
+		{`"ports": ["9-3"]`, "ports", "9-3"},
+		{`"ports": ["abc"]`, "ports", "abc"},
+		{`"ports": [5001.5]`, "ports", "5001.5"},
+		{`"ports": "5001"`, "ports", "5001"},
+		{`"ports": []`, "ports", "at least one"},
+		{`"targets": ["127.0.0.1"]`, "targets", "127.0.0.1"},
+		{`"targets": ["127.0.0.1:0"]`, "targets", "127.0.0.1:0"},
+		{`"targets": ["127.0.0.1:9001", "127.0.0.1:9001"]`, "targets", "127.0.0.1:9001"},
+		{`"targets": []`, "targets", "at least one"},
+		{`"bind": ["localhost:80"]`, "bind", "localhost:80"},
+		{`"lb_policy": "random"`, "lb_policy", "random"},
+		{`"dial_timeout": "-1s"`, "dial_timeout", "-1s"},
+		{`"dial_timeout": "fast"`, "dial_timeout", "fast"},
+		{`"max_connections": -5`, "max_connections", "-5"},
+		{`"max_connections": "many"`, "max_connections", "many"},
+		{`"proxy_protocol": "v3"`, "proxy_protocol", "v3"},
+		{`"health_checks": {"interval": "-1s"}`, "health_checks.interval", "-1s"},
+		{`"health_checks": {"timeout": "soon"}`, "health_checks.timeout", "soon"},
+		{`"health_checks": {"rise": -1}`, "health_checks.rise", "-1"},
+		{`"health_checks": {"fall": "x"}`, "health_checks.fall", "x"},
+		{`"health_checks": {"disabled": "yes"}`, "health_checks.disabled", "yes"},
+		{`"health_checks": {"intervall": "1s"}`, "health_checks.intervall", "interval"},
+		{`"health_checks": [1]`, "health_checks", "array"},
+		{`"Tagrets": ["127.0.0.1:9001"]`, "Tagrets", "targets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fields, func(t *testing.T) {
+			input := webApp(t, tt.fields)
+			_, err := decodeConfig(formatNative, input)
+			app := `app "web"`
+			if tt.field == "name" {
+				app = `app "web/1"`
+			}
+			assertErrorMentions(t, err, app, tt.field, tt.value)
+		})
+	}
+}
