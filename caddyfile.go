@@ -3,6 +3,7 @@ package tcpproxy
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,36 +204,33 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 }
 
 func parseString(d *caddyfile.Dispenser, dst *string) error {
-	val, err := oneArg(d)
-	*dst = val
-	return err
+	return parseValue(d, dst, func(s string) (string, error) { return s, nil })
 }
 
 func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	val, err := oneArg(d)
-	if err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(val)
-	if err != nil {
-		return d.Errf("%s: want a duration such as \"2s\", got %q", name, val)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
+	return parseValue(d, dst, func(s string) (caddy.Duration, error) {
+		dur, err := caddy.ParseDuration(s)
+		return caddy.Duration(dur), err
+	})
 }
 
 func parseInt(d *caddyfile.Dispenser, dst *int) error {
+	return parseValue(d, dst, strconv.Atoi)
+}
+
+// parseValue parses the one value of the current subdirective into dst. Its
+// error says what was wanted in the words of the JSON decoder's errors.
+func parseValue[T any](d *caddyfile.Dispenser, dst *T, parse func(string) (T, error)) error {
 	name := d.Val()
 	val, err := oneArg(d)
 	if err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(val)
+	v, err := parse(val)
 	if err != nil {
-		return d.Errf("%s: want an integer, got %q", name, val)
+		return d.Errf("%s: want %s, got %q", name, describeType(reflect.TypeFor[T]()), val)
 	}
-	*dst = n
+	*dst = v
 	return nil
 }
 
