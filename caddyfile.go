@@ -59,7 +59,9 @@ func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 				return nil, seg.Errf("grace_period: given twice")
 			}
 			graceSet = true
-			err = parseDuration(seg, &app.GracePeriod)
+			if err = parseDuration(seg, &app.GracePeriod); err == nil {
+				err = refuseBlock(seg, "grace_period")
+			}
 		case "app":
 			var cfg *AppConfig
 			cfg, err = parseAppBlock(seg)
@@ -181,8 +183,21 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 		if err := dir.parse(d, c); err != nil {
 			return c, appError(c.Name, err)
 		}
+		if err := refuseBlock(d, name); err != nil {
+			return c, appError(c.Name, err)
+		}
 	}
 	return c, nil
+}
+
+// refuseBlock fails if the subdirective just parsed opens a block: only
+// `app` takes one, and anything in another block would be lost.
+func refuseBlock(d *caddyfile.Dispenser, name string) error {
+	if d.NextBlock(d.Nesting()) {
+		d.Prev() // back to the brace, on the subdirective's line
+		return d.Errf("%s: takes no block", name)
+	}
+	return nil
 }
 
 // health returns the app's health check settings, creating them on first use.

@@ -52,31 +52,40 @@ func decodeConfig(format configFormat, input string) (*App, error) {
 		}
 		return adaptedApp(out)
 	}
+	return decodeNative(body)
+}
+
+// decodeNative decodes and validates the native tcpproxy app config, as
+// Caddy loads it.
+func decodeNative(raw []byte) (*App, error) {
 	app := new(App)
-	if err := json.Unmarshal(body, app); err != nil {
+	if err := json.Unmarshal(raw, app); err != nil {
 		return nil, err
 	}
 	return app, app.Validate()
+}
+
+// configApps returns the apps of a complete Caddy config.
+func configApps(config []byte) (map[string]json.RawMessage, error) {
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	err := json.Unmarshal(config, &cfg)
+	return cfg.Apps, err
 }
 
 // adaptedApp decodes and validates the `apps.tcpproxy` part of a complete
 // Caddy config. It fails if the config holds any other app: our adapter
 // and Caddyfile option must emit nothing else (above all, no `layer4`).
 func adaptedApp(config []byte) (*App, error) {
-	var cfg struct {
-		Apps map[string]json.RawMessage `json:"apps"`
-	}
-	if err := json.Unmarshal(config, &cfg); err != nil {
+	apps, err := configApps(config)
+	if err != nil {
 		return nil, err
 	}
-	if keys := slices.Sorted(maps.Keys(cfg.Apps)); !slices.Equal(keys, []string{"tcpproxy"}) {
+	if keys := slices.Sorted(maps.Keys(apps)); !slices.Equal(keys, []string{"tcpproxy"}) {
 		return nil, fmt.Errorf("adapted config has apps %v, want only tcpproxy", keys)
 	}
-	app := new(App)
-	if err := json.Unmarshal(cfg.Apps["tcpproxy"], app); err != nil {
-		return nil, err
-	}
-	return app, app.Validate()
+	return decodeNative(apps["tcpproxy"])
 }
 
 // appJSON is the app as JSON, for comparing configs.
@@ -253,6 +262,8 @@ func TestInvalidConfigsAreRejectedClearly(t *testing.T) {
 			[]string{`app "web": health_rise: want an integer, got "often"`, "Caddyfile:6"}},
 		{"Caddyfile setting given twice", formatCaddyfile, webBlock("\t\t\tlb_policy least_conn\n\t\t\tlb_policy round_robin\n"),
 			[]string{`app "web": lb_policy: given twice`, "Caddyfile:7"}},
+		{"Caddyfile block after a setting", formatCaddyfile, webBlock("\t\t\tlb_policy least_conn {\n\t\t\t\tx\n\t\t\t}\n"),
+			[]string{`app "web": lb_policy: takes no block`, "Caddyfile:6"}},
 		{"Caddyfile grace_period given twice", formatCaddyfile, inGlobalOption("\t\tgrace_period 5s\n\t\tgrace_period 6s\n"),
 			[]string{"grace_period: given twice", "Caddyfile:4"}},
 	}
@@ -310,5 +321,27 @@ func TestBadConfigErrorNamesAppAndField(t *testing.T) {
 			}
 			assertErrorMentions(t, err, app, tt.field, tt.value)
 		})
+	}
+}
+
+// checkAccepted is the fuzz property of an accepted config: its tcpproxy
+// part decodes into App, passes Validate, and is what that App encodes to,
+// so Caddy loads exactly what the adapter produced.
+func checkAccepted(t *testing.T, config []byte) {
+	t.Helper()
+	apps, err := configApps(config)
+	if err != nil {
+		t.Fatalf("accepted, but the output is not a Caddy config: %v\n%s", err, config)
+	}
+	raw, ok := apps["tcpproxy"]
+	if !ok {
+		return // a Caddyfile that no longer holds the option
+	}
+	app, err := decodeNative(raw)
+	if err != nil {
+		t.Fatalf("accepted, but Caddy would reject it: %v\n%s", err, raw)
+	}
+	if got := appJSON(t, app); got != string(raw) {
+		t.Fatalf("accepted config changes when decoded:\nadapted %s\ndecoded %s", raw, got)
 	}
 }
