@@ -5,9 +5,11 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // proxy moves bytes between the client and the upstream connection until
@@ -19,17 +21,17 @@ func proxy(cx *layer4.Connection, up net.Conn, t *target, proxyProtocol string) 
 	if err := writePreamble(cx, up, proxyProtocol); err != nil {
 		return err
 	}
-	client := rawConn(cx)
-	p := &pipe{client: client, upstream: up}
+	p := &pipe{client: rawConn(cx), upstream: up, target: t}
+	countPath(p.client, up)
+	inlineOOB(p.client)
+	inlineOOB(up)
 	live.add(p)
 	defer live.remove(p)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go p.copyUpstream(t, &wg)
-	n, err := copyHalf(client, up)
-	t.m.bytesDown.Add(float64(n))
-	p.finish(err)
+	go p.copyUpstream(&wg)
+	p.finish(copyHalf(p.client, up, t.m.bytesDown))
 	wg.Wait()
 	return nil
 }
@@ -38,16 +40,15 @@ func proxy(cx *layer4.Connection, up net.Conn, t *target, proxyProtocol string) 
 // direction, or shutdown, can close both.
 type pipe struct {
 	client, upstream net.Conn
+	target           *target
 	once             sync.Once
 }
 
 // copyUpstream copies client to upstream. It runs on its own goroutine
 // while the handler's goroutine copies the other way.
-func (p *pipe) copyUpstream(t *target, wg *sync.WaitGroup) {
+func (p *pipe) copyUpstream(wg *sync.WaitGroup) {
 	defer wg.Done()
-	n, err := copyHalf(p.upstream, p.client)
-	t.m.bytesUp.Add(float64(n))
-	p.finish(err)
+	p.finish(copyHalf(p.upstream, p.client, p.target.m.bytesUp))
 }
 
 // finish ends a direction: on an error it aborts both directions.
@@ -65,20 +66,42 @@ func (p *pipe) abort() {
 	})
 }
 
-// copyHalf copies src to dst until EOF, then shuts down dst's write side
-// so that the peer sees the half-close. Between two *net.TCPConn, io.Copy
-// uses splice(2): the bytes never enter user space.
-func copyHalf(dst, src net.Conn) (int64, error) {
-	n, err := io.Copy(dst, src)
+// copyHalf copies src to dst until EOF, counting the bytes, then shuts
+// down dst's write side so that the peer sees the half-close.
+func copyHalf(dst, src net.Conn, bytes prometheus.Counter) error {
+	var err error
+	d, dOK := dst.(*net.TCPConn)
+	s, sOK := src.(*net.TCPConn)
+	if dOK && sOK {
+		err = spliceHalf(d, s, bytes)
+	} else {
+		var n int64
+		n, err = io.Copy(dst, src)
+		bytes.Add(float64(n))
+	}
 	if err != nil {
-		return n, err
+		return err
 	}
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-			return n, err
+			return err
 		}
 	}
-	return n, nil
+	return nil
+}
+
+// copyPaths counts the connections that took each copy path, so that
+// tests (and a debugger) can tell whether splice is used.
+var copyPaths struct{ splice, generic atomic.Uint64 }
+
+func countPath(client, up net.Conn) {
+	_, c := client.(*net.TCPConn)
+	_, u := up.(*net.TCPConn)
+	if c && u {
+		copyPaths.splice.Add(1)
+	} else {
+		copyPaths.generic.Add(1)
+	}
 }
 
 // rawConn returns the connection to copy from: the underlying socket when

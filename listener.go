@@ -31,6 +31,10 @@ func init() {
 	caddy.RegisterNetwork(listenNetwork, listenShared)
 }
 
+// listenConfig sets the options accepted sockets inherit (see
+// setListenerOptions).
+var listenConfig = net.ListenConfig{Control: setListenerOptions}
+
 var sockets = &socketPool{byAddr: make(map[string]*sharedSocket)}
 
 type socketPool struct {
@@ -59,7 +63,7 @@ func (p *socketPool) acquire(addr string) (*sharedSocket, error) {
 		s.refs++
 		return s, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenConfig.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
