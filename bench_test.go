@@ -1,0 +1,150 @@
+package tcpproxy
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+// Benchmarks of the per-connection hot path. CI runs them with
+// -benchtime=1x to keep them compiling and allocation-free; run them with
+// `go test -run '^$' -bench . -benchmem` for figures.
+
+func benchTargets(n int) []*target {
+	ts := make([]*target, n)
+	for i := range ts {
+		ts[i] = &target{addr: fmt.Sprintf("10.0.0.%d:80", i)}
+		ts[i].healthy.Store(i%4 != 3) // every fourth target down
+		ts[i].active.Store(int64(i % 3))
+	}
+	return ts
+}
+
+func benchmarkPolicy(b *testing.B, name string) {
+	for _, n := range []int{2, 16} {
+		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
+			ts, st, pick := benchTargets(n), &appState{}, policies[name]
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if pick(ts, st) == nil {
+						b.Fatal("no target picked")
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkRoundRobin(b *testing.B) { benchmarkPolicy(b, "round_robin") }
+
+func BenchmarkLeastConn(b *testing.B) { benchmarkPolicy(b, "least_conn") }
+
+func TestPolicyPicksAllocateNothing(t *testing.T) {
+	ts, st := benchTargets(8), &appState{}
+	for name, pick := range policies {
+		if n := testing.AllocsPerRun(1000, func() { pick(ts, st) }); n != 0 {
+			t.Errorf("%s: %v allocations per pick, want 0", name, n)
+		}
+	}
+}
+
+// BenchmarkHealthRoundThousandTargets times one health round over 1,000
+// targets (half listening, half refusing); the goal is one round within
+// one probe timeout, because targets are probed concurrently.
+func BenchmarkHealthRoundThousandTargets(b *testing.B) {
+	const n = 1000
+	addrs := make([]string, 0, n)
+	for i := 0; i < n/2; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		go acceptAndClose(ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, p := range freePorts(b, n/2) {
+		addrs = append(addrs, hostPort(p)) // nothing listens: refused
+	}
+	ts := acquireTargets("bench-health", addrs)
+	defer releaseTargets(ts)
+	timeout := 2 * time.Second
+	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
+		cfg: HealthChecks{Timeout: caddy.Duration(timeout), Rise: 1, Fall: 1}}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		hc.round(context.Background())
+	}
+	perRound := time.Since(start) / time.Duration(b.N)
+	b.ReportMetric(float64(perRound.Milliseconds()), "ms/round")
+	b.ReportMetric(perRound.Seconds()/timeout.Seconds(), "rounds-per-timeout")
+}
+
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkLoadThousandPorts times loading a config whose one app listens
+// on 1,000 ports, until every port accepts; the goal is under a second.
+func BenchmarkLoadThousandPorts(b *testing.B) {
+	backend := newBackend(b, "b")
+	for i := 0; i < b.N; i++ {
+		low := freePortRange(b, 1000)
+		start := time.Now()
+		loadConfig(b, proxyConfig(app{"name": "thousand", "bind": []string{"127.0.0.1"},
+			"ports": []string{fmt.Sprintf("%d-%d", low, low+999)}, "targets": addrs(backend)}))
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(elapsed.Milliseconds()), "ms/load")
+		b.StopTimer()
+		for p := low; p < low+1000; p += 111 {
+			echo(b, hostPort(p), "up")
+		}
+		_ = caddy.Stop()
+		b.StartTimer()
+	}
+}
+
+// freePortRange finds n consecutive ports that are free on 127.0.0.1,
+// above the ephemeral range so that outgoing connections do not take them.
+func freePortRange(t testing.TB, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		low := 20000 + rand.IntN(10000-n)
+		if portsFree(low, n) {
+			return low
+		}
+	}
+	t.Fatalf("no %d consecutive free ports found", n)
+	return 0
+}
+
+func portsFree(low, n int) bool {
+	lns := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for p := low; p < low+n; p++ {
+		ln, err := net.Listen("tcp", hostPort(p))
+		if err != nil {
+			return false
+		}
+		lns = append(lns, ln)
+	}
+	return true
+}
