@@ -81,7 +81,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		hc.round(context.Background())
+		hc.round(context.Background(), 0)
 	}
 	perRound := time.Since(start) / time.Duration(b.N)
 	b.ReportMetric(float64(perRound.Milliseconds()), "ms/round")

@@ -22,11 +22,18 @@ type healthChecker struct {
 
 // run probes until ctx ends. It returns only after its last round's probes
 // have all returned.
+//
+// The first round probes only the targets not probed within the last
+// interval: a target kept by a config reload goes on with the previous
+// config's schedule and counts instead of being probed again at once.
 func (hc *healthChecker) run(ctx context.Context) {
-	ticker := time.NewTicker(time.Duration(hc.cfg.Interval))
+	interval := time.Duration(hc.cfg.Interval)
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	fresh := interval
 	for {
-		hc.round(ctx)
+		hc.round(ctx, fresh)
+		fresh = 0
 		select {
 		case <-ctx.Done():
 			return
@@ -35,10 +42,14 @@ func (hc *healthChecker) run(ctx context.Context) {
 	}
 }
 
-// round probes every target once, concurrently, and waits for all probes.
-func (hc *healthChecker) round(ctx context.Context) {
+// round probes every target not probed within the last `fresh` once,
+// concurrently, and waits for all probes.
+func (hc *healthChecker) round(ctx context.Context, fresh time.Duration) {
 	var wg sync.WaitGroup
 	for _, t := range hc.targets {
+		if fresh > 0 && t.probedWithin(fresh) {
+			continue
+		}
 		wg.Add(1)
 		go hc.probe(ctx, t, &wg)
 	}
@@ -68,7 +79,8 @@ func (hc *healthChecker) probe(ctx context.Context, t *target, wg *sync.WaitGrou
 // logTransition writes the one log line of a target going down or up.
 func logTransition(logger *zap.Logger, t *target, cause error) {
 	if t.healthy.Load() {
-		logger.Info("target up", zap.String("app", t.app), zap.String("target", t.addr))
+		logger.Info("target up", zap.String("app", t.app), zap.String("target", t.addr),
+			zap.String("cause", "health checks passed"))
 		return
 	}
 	logger.Warn("target down", zap.String("app", t.app), zap.String("target", t.addr), zap.Error(cause))

@@ -207,26 +207,32 @@ func dial(t testing.TB, addr string) net.Conn {
 	return c
 }
 
-// echo connects to addr, skips the greeting, sends msg and checks that it
-// comes back.
+// echo connects to addr and runs echoOn.
 func echo(t testing.TB, addr, msg string) (backendName string) {
 	t.Helper()
 	c := dial(t, addr)
 	defer c.Close()
+	return echoOn(t, c, msg)
+}
+
+// echoOn reads the backend's greeting on c (if not read yet), sends msg
+// and checks that it comes back.
+func echoOn(t testing.TB, c net.Conn, msg string) (backendName string) {
+	t.Helper()
 	r := bufio.NewReader(c)
 	name, err := r.ReadString('\n')
 	if err != nil {
-		t.Fatalf("greeting through %s: %v", addr, err)
+		t.Fatalf("greeting through %s: %v", c.RemoteAddr(), err)
 	}
 	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write through %s: %v", addr, err)
+		t.Fatalf("write through %s: %v", c.RemoteAddr(), err)
 	}
 	got := make([]byte, len(msg))
 	if _, err := io.ReadFull(r, got); err != nil {
-		t.Fatalf("echo through %s: %v", addr, err)
+		t.Fatalf("echo through %s: %v", c.RemoteAddr(), err)
 	}
 	if string(got) != msg {
-		t.Fatalf("echo through %s: got %q, want %q", addr, got, msg)
+		t.Fatalf("echo through %s: got %q, want %q", c.RemoteAddr(), got, msg)
 	}
 	return strings.TrimSpace(name)
 }

@@ -122,6 +122,13 @@ func (t *target) probeResult(err error, rise, fall int) (changed bool) {
 	return false
 }
 
+// probedWithin reports whether the last probe is more recent than d.
+func (t *target) probedWithin(d time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.lastCheck.IsZero() && time.Since(t.lastCheck) < d
+}
+
 // dialFailed marks the target down at once after a failed dial while
 // proxying (a passive health check). It reports whether it was up.
 func (t *target) dialFailed(err error) (changed bool) {
