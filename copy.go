@@ -90,9 +90,9 @@ func copyHalf(dst, src net.Conn, bytes prometheus.Counter) error {
 	return nil
 }
 
-// copyPaths counts the connections that took each copy path, so that
-// tests (and a debugger) can tell whether splice is used.
-var copyPaths struct{ splice, generic atomic.Uint64 }
+// copyPaths counts the connections that took each copy path and the bytes
+// spliced, so that tests (and a debugger) can tell whether splice is used.
+var copyPaths struct{ splice, generic, splicedBytes atomic.Uint64 }
 
 func countPath(client, up net.Conn) {
 	_, c := client.(*net.TCPConn)

@@ -1,101 +1,112 @@
 package tcpproxy
 
 import (
-	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
-// spliceHalf copies src to dst with splice(2) until EOF, without holding
-// anything while the connection is idle.
+// copyBufSize is the size of one read through user space. Bursts that fit
+// are copied with one read and one write, the cheapest for small
+// request/response traffic; a burst that fills the buffer continues with
+// splice(2).
+const copyBufSize = 8 << 10
+
+type copyBuf = [copyBufSize]byte
+
+var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
+
+// spliceHalf copies src to dst until EOF without holding anything while
+// the connection is idle.
 //
-// A plain io.Copy between two *net.TCPConn splices too, but it keeps a
-// pipe (two file descriptors and up to 1 MiB of kernel buffer) per
-// direction for the whole life of the connection, idle or not. Here the
-// goroutine first parks in the netpoller until src is readable, asks the
-// kernel how many bytes are queued, and splices exactly those: the pipe
-// comes from Go's pool and goes back at once, so an idle connection costs
-// its two sockets and two parked goroutines only.
+// A plain io.Copy between two *net.TCPConn splices, but it keeps a pipe
+// (two file descriptors and up to 1 MiB of kernel buffer) per direction for
+// the whole life of the connection, idle or not; a buffered copy keeps its
+// buffer. Here the goroutine parks in the netpoller until src is readable,
+// then reads the burst into a pooled buffer; when the burst fills it, the
+// rest of what is queued is spliced, with a pipe from Go's pool that goes
+// back at once. An idle connection costs its two sockets and two parked
+// goroutines only.
 func spliceHalf(dst, src *net.TCPConn, bytes prometheus.Counter) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return err
 	}
 	for {
-		queued, err := waitReadable(rc)
-		if err != nil {
-			return err
+		buf, n, err := readWhenReady(rc)
+		if err != nil || n == 0 {
+			return err // n == 0: EOF
 		}
-		if queued == 0 {
-			return nil // EOF
-		}
-		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
-		if n == 0 && err == nil {
-			// splice stops short at an urgent mark (SO_OOBINLINE was set
-			// after the byte arrived); a read steps over it. It also
-			// returns 0 at EOF, which the read reports.
-			n, err = copyOnce(dst, src)
-		}
+		_, err = dst.Write(buf[:n])
+		copyBufs.Put(buf)
 		bytes.Add(float64(n))
-		if err == io.EOF {
-			return nil
-		}
 		if err != nil {
 			return err
 		}
-	}
-}
-
-// copyOnce moves one read's worth of bytes through user space.
-func copyOnce(dst, src *net.TCPConn) (int64, error) {
-	buf := make([]byte, 4096)
-	n, err := src.Read(buf)
-	if n > 0 {
-		if _, werr := dst.Write(buf[:n]); werr != nil {
-			return int64(n), werr
+		if n == copyBufSize {
+			if err := spliceQueued(dst, src, rc, bytes); err != nil {
+				return err
+			}
 		}
 	}
-	return int64(n), err
 }
 
-// waitReadable parks until the socket has data or has reached EOF, and
-// returns the number of bytes queued (0 at EOF).
-func waitReadable(rc syscall.RawConn) (int, error) {
-	var queued int
-	var opErr error
+// readWhenReady parks until the socket is readable and reads what is
+// queued into a pooled buffer, taken only once there is data to read.
+// It returns n == 0 at EOF.
+func readWhenReady(rc syscall.RawConn) (*copyBuf, int, error) {
+	var (
+		buf  *copyBuf
+		n    int
+		rerr error
+	)
 	err := rc.Read(func(fd uintptr) bool {
-		n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if err != nil {
-			opErr = err
-			return true
+		buf = copyBufs.Get().(*copyBuf)
+		for {
+			n, rerr = unix.Read(int(fd), buf[:])
+			if rerr != unix.EINTR {
+				break
+			}
 		}
-		if n > 0 {
-			queued = n
-			return true
-		}
-		// Nothing queued: either nothing arrived yet, or EOF or an error.
-		var b [1]byte
-		m, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, unix.EAGAIN):
+		if rerr == unix.EAGAIN {
+			copyBufs.Put(buf)
 			return false // park in the netpoller until readable
-		case errors.Is(err, unix.EINTR):
-			return false
-		case err != nil:
-			opErr = err
-		default:
-			queued = m
 		}
 		return true
 	})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = rerr
 	}
-	return queued, opErr
+	if err != nil || n <= 0 {
+		copyBufs.Put(buf)
+		return nil, 0, err
+	}
+	return buf, n, nil
+}
+
+// spliceQueued splices exactly the bytes queued on src, so that the copy
+// never waits for more while holding a pipe. splice stops short at an
+// urgent mark that arrived before SO_OOBINLINE was set; the next read
+// steps over it.
+func spliceQueued(dst, src *net.TCPConn, rc syscall.RawConn, bytes prometheus.Counter) error {
+	var queued int
+	var qerr error
+	if err := rc.Control(func(fd uintptr) {
+		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	}); err != nil {
+		return err
+	}
+	if qerr != nil || queued == 0 {
+		return qerr
+	}
+	n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
+	bytes.Add(float64(n))
+	copyPaths.splicedBytes.Add(uint64(n))
+	return err
 }
 
 // inlineOOB sets SO_OOBINLINE on a socket. Urgent (MSG_OOB) data would
