@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -22,8 +23,14 @@ func TestExitGivesInFlightConnectionsTheGracePeriod(t *testing.T) {
 	cfg := proxyCfg{GracePeriod: "3s", Apps: []appCfg{app("exit", []int{port}, be.addr)}}
 	proc := startCaddy(t, cfg)
 
-	// A stream that stays busy past the grace period.
+	// A stream that stays busy past the grace period, opened under a
+	// config that a reload then replaces: on exit the current config
+	// drains the connections of the configs before it too.
 	busy := openStream(t, port, 7, 1024, 10*time.Millisecond)
+	cfg.Apps[0].DialTimeout = "3s"
+	if err := proc.load(cfg); err != nil {
+		t.Fatal(err)
+	}
 	// A connection that finishes 1s after SIGTERM: it sends its payload
 	// in two halves around the signal and half-closes at +1s.
 	short, err := dialProxy(port)
@@ -137,5 +144,65 @@ func TestExitGivesInFlightConnectionsTheGracePeriod(t *testing.T) {
 		refusedAfter.Round(time.Millisecond), cut.Round(time.Millisecond), ferr, busy.verified.Load(), code, exitAfter.Round(time.Millisecond))
 	if !proc.logContains("grace period over") {
 		t.Error(`log has no "grace period over" line for the 1 connection cut`)
+	}
+}
+
+// TestStopCommandAndSIGINTExitCleanly: behaviour 6 through the other two
+// ways out: `caddy stop` and SIGINT also close the listeners, give a busy
+// connection grace_period, and exit with status 0.
+func TestStopCommandAndSIGINTExitCleanly(t *testing.T) {
+	for _, how := range []string{"caddy stop", "SIGINT"} {
+		t.Run(how, func(t *testing.T) {
+			const grace = time.Second
+			be := newEchoBackend(t, "S")
+			port := freePort(t)
+			proc := startCaddy(t, proxyCfg{GracePeriod: "1s", Apps: []appCfg{app("stop", []int{port}, be.addr)}})
+			busy := openStream(t, port, 9, 1024, 10*time.Millisecond)
+			if !waitFor(10*time.Second, func() bool { return busy.verified.Load() > 8<<10 }) {
+				t.Fatal("stream not flowing")
+			}
+			at := time.Now()
+			if how == "SIGINT" {
+				if err := proc.cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				out, err := exec.Command(caddyBin, "stop", "--address", proc.admin).CombinedOutput()
+				if err != nil {
+					t.Fatalf("caddy stop: %v: %s", err, out)
+				}
+			}
+			if !waitFor(time.Second, func() bool {
+				c, err := net.DialTimeout("tcp", addr(port), 200*time.Millisecond)
+				if err == nil {
+					c.Close()
+				}
+				return errors.Is(err, syscall.ECONNREFUSED)
+			}) {
+				t.Errorf("connections still accepted 1s after %s", how)
+			}
+			code, err := proc.waitExit(15 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-busy.readerDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("busy stream not cut after the process exited")
+			}
+			ferr, cutAt := busy.failure()
+			cut := cutAt.Sub(at)
+			var ce *connError
+			if errors.As(ferr, &ce) && ce.kind == kindCorrupt {
+				t.Errorf("busy stream corrupted: %v", ferr)
+			}
+			if cut < grace-300*time.Millisecond || cut > 4*grace {
+				t.Errorf("busy stream cut %s after %s, want about %s (%v)", cut.Round(time.Millisecond), how, grace, ferr)
+			}
+			if code != 0 {
+				t.Errorf("exit status %d after %s, want 0", code, how)
+			}
+			t.Logf("%s: stream cut after %s with %d bytes verified, exit %d", how, cut.Round(time.Millisecond), busy.verified.Load(), code)
+		})
 	}
 }
