@@ -45,42 +45,78 @@ func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	graceSet := app.GracePeriod != 0
+	p := &optionParser{app: app, graceSet: app.GracePeriod != 0}
 	d.Next() // the option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		seg := d.NewFromNextSegment()
-		seg.Next()
-		switch seg.Val() {
-		case "grace_period":
-			if graceSet {
-				return nil, seg.Errf("grace_period: given twice")
-			}
-			graceSet = true
-			if err = parseDuration(seg, &app.GracePeriod); err == nil {
-				err = refuseBlock(seg, "grace_period")
-			}
-		case "app":
-			var cfg *AppConfig
-			cfg, err = parseAppBlock(seg)
-			app.Apps = append(app.Apps, cfg)
-		default:
-			err = seg.Errf("unknown subdirective %q (valid: grace_period, app)", seg.Val())
-		}
-		if err != nil {
+		if err := p.subdirective(d.NewFromNextSegment()); err != nil {
 			return nil, err
 		}
-		// The same validation as the JSON configs, reported at the line of
-		// the subdirective that made the config invalid.
-		if err := app.Validate(); err != nil {
-			seg.Reset()
-			seg.Next()
-			return nil, seg.WrapErr(err)
-		}
+	}
+	// The same validation as the JSON configs.
+	if err := app.Validate(); err != nil {
+		return nil, p.blame(d, err)
 	}
 	return httpcaddyfile.App{Name: "tcpproxy", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// optionParser collects the subdirectives of `tcpproxy` blocks into app.
+type optionParser struct {
+	app      *App
+	graceSet bool
+	steps    []parseStep
+}
+
+// parseStep is the config as it was after one subdirective.
+type parseStep struct {
+	seg         *caddyfile.Dispenser // the subdirective, for its line
+	gracePeriod caddy.Duration
+	apps        []*AppConfig
+}
+
+// subdirective parses `grace_period` or an `app` block; seg holds just it.
+func (p *optionParser) subdirective(seg *caddyfile.Dispenser) error {
+	seg.Next()
+	var err error
+	switch seg.Val() {
+	case "grace_period":
+		if p.graceSet {
+			return seg.Errf("grace_period: given twice")
+		}
+		p.graceSet = true
+		if err = parseDuration(seg, &p.app.GracePeriod); err == nil {
+			err = refuseBlock(seg, "grace_period")
+		}
+	case "app":
+		var cfg *AppConfig
+		cfg, err = parseAppBlock(seg)
+		p.app.Apps = append(p.app.Apps, cfg)
+	default:
+		err = seg.Errf("unknown subdirective %q (valid: grace_period, app)", seg.Val())
+	}
+	p.steps = append(p.steps, parseStep{seg, p.app.GracePeriod, p.app.Apps})
+	return err
+}
+
+// blame reports a Validate error at the line of the subdirective that made
+// the config invalid: the first after which the config so far fails.
+// Validate reports the first problem in config order, so every config
+// before that step is valid and every one after it fails with the same
+// error; a binary search finds it without validating at every step.
+func (p *optionParser) blame(d *caddyfile.Dispenser, err error) error {
+	i := sort.Search(len(p.steps), func(i int) bool {
+		s := p.steps[i]
+		return (&App{GracePeriod: s.gracePeriod, Apps: s.apps}).Validate() != nil
+	})
+	if i == len(p.steps) {
+		return d.WrapErr(err)
+	}
+	seg := p.steps[i].seg
+	seg.Reset()
+	seg.Next()
+	return seg.WrapErr(err)
 }
 
 // existingApp decodes what earlier `tcpproxy` blocks configured.

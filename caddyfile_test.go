@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -155,4 +156,21 @@ func FuzzCaddyfile(f *testing.F) {
 		}
 		checkAccepted(t, out)
 	})
+}
+
+// A conflict found when the whole config is validated is reported at the
+// line of the app block that caused it, however many apps come before and
+// after it.
+func TestCaddyfileErrorLineAmongManyApps(t *testing.T) {
+	var body strings.Builder
+	for i := range 50 {
+		port := 10000 + i
+		if i == 37 {
+			port = 10003 // app3's port
+		}
+		fmt.Fprintf(&body, "\t\tapp app%d {\n\t\t\tports %d\n\t\t\ttargets 127.0.0.1:9001\n\t\t}\n", i, port)
+	}
+	_, err := decodeConfig(formatCaddyfile, inGlobalOption(body.String()))
+	// Each app block is 4 lines and the first starts at line 3.
+	assertErrorMentions(t, err, `app "app37": ports: port 10003`, `app "app3"`, fmt.Sprintf("Caddyfile:%d", 3+37*4))
 }
