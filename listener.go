@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -65,12 +66,41 @@ func (p *socketPool) acquire(addr string) (*sharedSocket, error) {
 	}
 	ln, err := listenConfig.Listen(context.Background(), "tcp", addr)
 	if err != nil {
+		if other := p.overlappingLocked(addr); other != "" && errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%w: this Caddy listens on %s for the running config, "+
+				"and one socket cannot take over from the other; move a port between an address "+
+				"and all interfaces in two reloads: one without the port, then one with it", err, other)
+		}
 		return nil, err
 	}
 	s := &sharedSocket{addr: addr, ln: ln, refs: 1, changed: make(chan struct{}), closed: make(chan struct{})}
 	p.byAddr[addr] = s
 	go s.acceptLoop()
 	return s, nil
+}
+
+// overlappingLocked returns the address of a socket of the pool that
+// keeps addr from being bound: another host on the same port, one of the
+// two a wildcard. A reload that switches a port between a specific
+// address and all interfaces meets it while the old config holds its
+// socket. It returns "" if there is none.
+func (p *socketPool) overlappingLocked(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	for other := range p.byAddr {
+		h, pt, err := net.SplitHostPort(other)
+		if err == nil && pt == port && h != host && (isWildcard(h) || isWildcard(host)) {
+			return other
+		}
+	}
+	return ""
+}
+
+func isWildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // release drops a reference; the last one closes the socket.

@@ -56,6 +56,26 @@ func TestFailedReloadKeepsOldConfigServing(t *testing.T) {
 		checkServes(t, "after the rejected configs", ports...)
 	})
 
+	t.Run("bind switched to all interfaces", func(t *testing.T) {
+		// The running config holds 127.0.0.1:P; all interfaces on P
+		// conflicts with it until the old config lets go.
+		moved := proxyCfg{Apps: []appCfg{app("keeper", ports, be.addr)}}
+		moved.Apps[0].Bind = nil
+		err := proc.load(moved)
+		if err == nil {
+			// Fine too, if the product learns to do it: then it serves.
+			checkServes(t, "after switching to all interfaces", ports...)
+			return
+		}
+		t.Logf("rejected: %v", err)
+		for _, want := range []string{`app "keeper"`, strconv.Itoa(ports[0]), "running config", "two reloads"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not say %q: %v", want, err)
+			}
+		}
+		checkServes(t, "after the failed bind switch", ports...)
+	})
+
 	t.Run("port held by another listener", func(t *testing.T) {
 		held, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

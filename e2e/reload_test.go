@@ -222,3 +222,37 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadMovesPortBetweenApps: a port that a reload moves from one app
+// to another keeps its socket (the pool is keyed by address, not by app)
+// and its new connections go to the new app's targets at once.
+func TestReloadMovesPortBetweenApps(t *testing.T) {
+	a := newEchoBackend(t, "A")
+	b := newEchoBackend(t, "B")
+	p := freePorts(t, 2)
+	proc := startCaddy(t, proxyCfg{Apps: []appCfg{
+		app("first", []int{p[0], p[1]}, a.addr),
+		app("second", []int{freePort(t)}, b.addr),
+	}})
+	if name, cerr := exchange(p[1], []byte("before")); cerr != nil || name != "A" {
+		t.Fatalf("before the move: backend %q, %v", name, cerr)
+	}
+	long := openStream(t, p[1], 3, 1024, 10*time.Millisecond)
+	if err := proc.load(proxyCfg{Apps: []appCfg{
+		app("first", []int{p[0]}, a.addr),
+		app("second", []int{p[1]}, b.addr),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if name, cerr := exchange(p[1], []byte("after")); cerr != nil || name != "B" {
+			t.Fatalf("after the move, connection %d: backend %q, %v", i, name, cerr)
+		}
+		if name, cerr := exchange(p[0], []byte("after")); cerr != nil || name != "A" {
+			t.Fatalf("after the move, connection %d on the kept port: backend %q, %v", i, name, cerr)
+		}
+	}
+	if err := long.finish(10 * time.Second); err != nil {
+		t.Errorf("stream opened before the move (to A): %v", err)
+	}
+}
