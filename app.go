@@ -210,12 +210,13 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases the shared target state this config held.
+// Cleanup releases the shared target state this config held. It leaves
+// a.running as it is: the status API may be reading it while Caddy cleans
+// up the old config after a reload.
 func (a *App) Cleanup() error {
 	for _, r := range a.running {
 		releaseTargets(r.targets)
 	}
-	a.running = nil
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,4 +288,131 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func testutilCounter(t testing.TB, c prometheus.Collector) float64 {
 	t.Helper()
 	return testutil.ToFloat64(c)
+}
+
+// tryLoadWith loads (or reloads) a config like tryLoad, with top-level
+// Caddy config keys (such as "admin" or "logging") set by extra. A nil
+// tcpproxyApp leaves the tcpproxy app out of the config.
+func tryLoadWith(tcpproxyApp any, extra map[string]any) error {
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+	}
+	if tcpproxyApp != nil {
+		cfg["apps"] = map[string]any{"tcpproxy": tcpproxyApp}
+	}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return caddy.Load(b, true)
+}
+
+// withAdmin is the extra config of tryLoadWith that serves Caddy's admin
+// API (status, /metrics) on adminAddr.
+func withAdmin(adminAddr string) map[string]any {
+	return map[string]any{"admin": map[string]any{"listen": adminAddr, "config": map[string]any{"persist": false}}}
+}
+
+// loadConfigWithAdmin is loadConfig with Caddy's admin API on a free
+// loopback port. It returns the admin address; reload with
+// tryLoadWith(cfg, withAdmin(addr)).
+func loadConfigWithAdmin(t testing.TB, tcpproxyApp any) (adminAddr string) {
+	t.Helper()
+	adminAddr = hostPort(freePort(t))
+	if err := tryLoadWith(tcpproxyApp, withAdmin(adminAddr)); err != nil {
+		t.Fatalf("loading config: %v", err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return adminAddr
+}
+
+// adminRequest sends a request to Caddy's admin API and returns the
+// response with its body read. Right after a reload the old admin server
+// may still hold the port for a moment, so connection errors are retried
+// for a while; a new connection is used for every attempt.
+func adminRequest(t testing.TB, method, adminAddr, path, accept string) (*http.Response, []byte) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, err := http.NewRequest(method, "http://"+adminAddr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil {
+				return resp, body
+			}
+			err = rerr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// withDebugLogFile is the extra config of tryLoadWith that writes Caddy's
+// logs, debug level included, as JSON lines to path.
+func withDebugLogFile(path string) map[string]any {
+	return map[string]any{"logging": map[string]any{"logs": map[string]any{"default": map[string]any{
+		"level":   "DEBUG",
+		"writer":  map[string]any{"output": "file", "filename": path},
+		"encoder": map[string]any{"format": "json"},
+	}}}}
+}
+
+// logEntries reads a JSON log file written by Caddy and returns the
+// entries whose message is msg (all entries when msg is empty).
+func logEntries(t testing.TB, path, msg string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			continue // a line being written
+		}
+		if msg == "" || e["msg"] == msg {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// mustBeClosed connects to addr and expects the proxy to close the
+// connection within a second without sending anything.
+func mustBeClosed(t testing.TB, addr string) {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
+	if closed, data := closedWithin(c, time.Second); !closed || data != "" {
+		t.Fatalf("connection to %s: closed=%v, read %q; want closed within 1s, nothing read", addr, closed, data)
+	}
+}
+
+// skipWithoutIPv6 skips a test on a machine without an IPv6 loopback.
+func skipWithoutIPv6(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback on this machine: %v", err)
+	}
+	ln.Close()
 }
