@@ -474,6 +474,11 @@ func (b *echoBackend) listen(a string) {
 			}
 			b.accepted.Add(1)
 			b.mu.Lock()
+			if b.ln != ln { // stopped meanwhile: stop() did not see this one
+				b.mu.Unlock()
+				conn.Close()
+				return
+			}
 			b.conns[conn] = struct{}{}
 			b.mu.Unlock()
 			b.wg.Add(1)
@@ -670,10 +675,9 @@ type stream struct {
 	readerDone chan struct{}
 	writerDone chan struct{}
 
-	mu      sync.Mutex
-	err     error // first failure of either direction
-	errAt   time.Time
-	readEOF bool
+	mu    sync.Mutex
+	err   error // first failure of either direction
+	errAt time.Time
 }
 
 // openStream connects and starts pushing chunk bytes every interval.
@@ -760,9 +764,6 @@ func (s *stream) read() {
 		}
 		s.verified.Add(int64(n))
 		if err == io.EOF {
-			s.mu.Lock()
-			s.readEOF = true
-			s.mu.Unlock()
 			select {
 			case <-s.stop:
 			default:
