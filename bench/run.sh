@@ -39,7 +39,6 @@ else
 fi
 : "${SYSTEMS:=direct plugin l4proxy haproxy nginx}" "${CONNS_WORKERS:=16}" "${RR_CONNS:=32}"
 : "${OTHER_MAX:=0.25}"
-BULK_BYTES=$BULK
 
 # install_peers: installs HAProxy and nginx's stream module from apt when
 # missing. A system that is still missing afterwards is skipped.
@@ -122,11 +121,15 @@ main() {
 	TARGETS="127.0.0.1:${ports[0]} 127.0.0.1:${ports[1]}"
 	local i=2
 	for sys in "${systems[@]}"; do
+		# shellcheck disable=SC2034,SC2004 # PORTS: an associative array of systems.sh
 		PORTS[$sys]="${ports[*]:i:3}"
 		i=$((i + 3))
 	done
+	# shellcheck disable=SC2086 # TARGETS is a list
 	spawn "$WORK/backend.log" "$BIN/backend" -listen "$(join , '%s' $TARGETS)" -mode auto
+	# shellcheck disable=SC2034 # BACKEND_PID is read in scenarios.sh
 	BACKEND_PID=$SPAWNED
+	# shellcheck disable=SC2086
 	timeout 20 "$BIN/loadgen" probe -addr "$(join , '%s' $TARGETS)" >/dev/null || die "backend did not start"
 
 	mkdir -p "$REPO/bench/results"

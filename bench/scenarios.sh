@@ -42,12 +42,11 @@ quiet_wait() {
 # disturbed: it is repeated up to RETRIES times (while the run is within
 # RUN_BUDGET s) and the least disturbed run is kept. Each try first waits
 # for a quiet machine (quiet_wait). Sets M_OUT (loadgen's output, empty if
-# every try failed), M_CPU (proxy tree CPU-s), M_WALL (s) and M_OTHER
-# (cores).
+# every try failed), M_CPU (proxy tree CPU-s) and M_OTHER (cores).
 measure() {
-	local tmo=$1 try b a t0 t1 out vals cpu wall other best=999
+	local tmo=$1 try b a t0 t1 out vals cpu other best=999
 	shift
-	M_OUT="" M_CPU=0 M_WALL=0 M_OTHER=0
+	M_OUT="" M_CPU=0 M_OTHER=0
 	for ((try = 0; try <= RETRIES; try++)); do
 		quiet_wait
 		b=$("$BIN/procstat" cpu "$PROXY_PID" "$BACKEND_PID" "${AWAKE_PIDS[@]}")
@@ -63,10 +62,10 @@ measure() {
 			own = 0; for (i = 3; i <= n; i++) own += A[i] - B[i]
 			wall = t1 - t0; other = (A[1] - B[1]) - (A[2] - B[2]) - own - lg
 			if (other < 0) other = 0
-			printf "%.2f %.3f %.2f", A[2] - B[2], wall, other / wall }')
-		read -r cpu wall other <<<"$vals"
+			printf "%.2f %.2f", A[2] - B[2], other / wall }')
+		read -r cpu other <<<"$vals"
 		if [ -n "$out" ] && awk "BEGIN { exit !($other < $best) }"; then
-			M_OUT=$out M_CPU=$cpu M_WALL=$wall M_OTHER=$other best=$other
+			M_OUT=$out M_CPU=$cpu M_OTHER=$other best=$other
 		fi
 		if [ -n "$out" ] && awk "BEGIN { exit !($other <= $OTHER_MAX) }"; then
 			break
@@ -83,9 +82,9 @@ scen_warmup() {
 	timeout 20 "$BIN/loadgen" conns -addr "$ADDRS" -workers 4 -dur 1s >/dev/null 2>&1 || true
 }
 
-# scen_bulk up|down: BULK_BYTES through one connection.
+# scen_bulk up|down: BULK bytes through one connection.
 scen_bulk() {
-	measure 200 bulk -addr "${ADDRS%%,*}" -dir "$1" -bytes "$BULK_BYTES" -timeout 180s
+	measure 200 bulk -addr "${ADDRS%%,*}" -dir "$1" -bytes "$BULK" -timeout 180s
 	[ -n "$M_OUT" ] || return 0
 	record "$1_mibps" "$(kv mibps "$M_OUT")"
 	record "$1_other" "$M_OTHER"

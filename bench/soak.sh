@@ -79,7 +79,6 @@ main() {
 	read -r -a BACKENDS <<<"$(free_ports 3)"
 	BACKENDS=("${BACKENDS[@]/#/127.0.0.1:}")
 	spawn "$WORK/backend.log" "$BIN/backend" -listen "$(join , '%s' "${BACKENDS[@]}")" -mode auto
-	BACKEND_PID=$SPAWNED
 	timeout 20 "$BIN/loadgen" probe -addr "$(join , '%s' "${BACKENDS[@]}")" >/dev/null || die "backend did not start"
 
 	ROWS=()

@@ -39,6 +39,7 @@ start_system() {
 	mkdir -p "$dir"
 	if [ "$sys" = direct ]; then
 		PROXY_PID=0
+		# shellcheck disable=SC2086 # TARGETS is a list
 		ADDRS=$(join , '%s' $TARGETS)
 		return 0
 	fi
