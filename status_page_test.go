@@ -3,6 +3,8 @@ package tcpproxy
 import (
 	"bytes"
 	"context"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
 	"strings"
@@ -187,11 +189,38 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 		shot = t.TempDir() + "/status.png"
 	}
 	runChromium(t, "--virtual-time-budget=3000", "--hide-scrollbars", "--screenshot="+shot, url)
-	png, err := os.ReadFile(shot)
+	// The screenshot shows rows in the page's colours: green for a target
+	// up, red for a target down.
+	counts := colourCounts(t, shot)
+	for name, c := range map[string]color.RGBA{
+		"up row":     {0xe8, 0xf5, 0xe9, 0xff},
+		"down row":   {0xff, 0xeb, 0xee, 0xff},
+		"DOWN badge": {0xc6, 0x28, 0x28, 0xff},
+	} {
+		if counts[c] < 100 {
+			t.Errorf("screenshot %s: %d pixels of the %s colour %v, want a visible area", shot, counts[c], name, c)
+		}
+	}
+}
+
+// colourCounts decodes a PNG and counts its pixels by colour.
+func colourCounts(t *testing.T, path string) map[color.RGBA]int {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
 	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10<<10 {
-		t.Errorf("screenshot %s is not a PNG of a page (%d bytes)", shot, len(png))
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", path, err)
 	}
+	counts := map[color.RGBA]int{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			counts[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	return counts
 }
