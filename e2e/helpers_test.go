@@ -192,6 +192,7 @@ func startCaddy(t testing.TB, cfg proxyCfg) *caddyProc {
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	orphanProof(c.cmd)
 	if err := c.cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatal(err)

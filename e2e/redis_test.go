@@ -35,6 +35,7 @@ func startRedis(t *testing.T, bin string) *redisServer {
 	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
 	r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
+	orphanProof(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		logFile.Close()
 		t.Fatal(err)
