@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,16 +25,17 @@ type Handler struct {
 
 	Upstreams
 
-	cfg     Upstreams // with defaults
-	state   *appState
-	targets []*target
-	pick    policy
-	dialer  net.Dialer
-	logger  *zap.Logger
+	cfg      Upstreams // with defaults
+	state    *appState
+	released atomic.Bool
+	targets  []*target
+	pick     policy
+	dialer   net.Dialer
+	logger   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
-func (Handler) CaddyModule() caddy.ModuleInfo {
+func (*Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "layer4.handlers.tcpproxy",
 		New: func() caddy.Module { return new(Handler) },
@@ -67,13 +69,14 @@ func (h *Handler) validate() error {
 	})
 }
 
-// Cleanup releases the shared state. Connections still being proxied keep
-// their own references and run to their end.
+// Cleanup releases the handler's references to the shared state, but keeps
+// its pointers: after a reload, a connection the old config accepted just
+// before its listener closed may reach Handle after Cleanup, and must still
+// be proxied. Connections being proxied run to their end.
 func (h *Handler) Cleanup() error {
-	if h.state != nil {
+	if h.state != nil && h.released.CompareAndSwap(false, true) {
 		releaseTargets(h.targets)
 		releaseAppState(h.state)
-		h.state, h.targets = nil, nil
 	}
 	return nil
 }

@@ -23,5 +23,5 @@ import (
 
 func init() {
 	caddy.RegisterModule(new(App))
-	caddy.RegisterModule(Handler{})
+	caddy.RegisterModule(new(Handler))
 }

@@ -1,8 +1,14 @@
 package tcpproxy
 
 import (
+	"context"
+	"net"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
 )
 
 // In-process tests of SPEC.md behaviour 5; the real binary under load is
@@ -68,4 +74,51 @@ func TestReloadRemovedTargetGetsNoNewConnections(t *testing.T) {
 	}
 	// The connection established before the reload still flows.
 	echoOn(t, held, "still here")
+}
+
+func TestConnectionReachingHandlerAfterCleanupIsStillProxied(t *testing.T) {
+	// After a reload, a connection the old config accepted just before its
+	// listener closed can reach the old handler after its Cleanup (seen in
+	// the reload soak as a nil dereference and a reset connection).
+	b := newBackend(t, "b")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{App: "late", Upstreams: Upstreams{Targets: []string{b.addr}}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	client, server := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		cx := layer4.WrapConnection(server, make([]byte, 0, 1024), zap.NewNop())
+		done <- h.Handle(cx, nil)
+		server.Close()
+	}()
+	if name := echoOn(t, client, "late but fine"); name != "b" {
+		t.Fatalf("answered by %q", name)
+	}
+	client.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client = dial(t, ln.Addr().String())
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, server
 }
