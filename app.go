@@ -90,7 +90,8 @@ type runningApp struct {
 }
 
 func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
-	return &healthChecker{app: r.name, targets: r.targets, cfg: *r.settings.HealthChecks, logger: logger}
+	return &healthChecker{app: r.name, targets: r.targets, cfg: *r.settings.HealthChecks,
+		proxyProtocol: r.settings.ProxyProtocol, logger: logger}
 }
 
 // server builds the layer4 server of an app.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
 )
 
@@ -17,7 +18,9 @@ type healthChecker struct {
 	app     string
 	targets []*target
 	cfg     HealthChecks // with defaults filled
-	logger  *zap.Logger
+
+	proxyProtocol string // the app's proxy_protocol: probes say LOCAL
+	logger        *zap.Logger
 }
 
 // run probes until ctx ends. It returns only after its last round's probes
@@ -62,23 +65,37 @@ func (hc *healthChecker) probe(ctx context.Context, t *target, wg *sync.WaitGrou
 	defer wg.Done()
 	dialer := net.Dialer{Timeout: time.Duration(hc.cfg.Timeout)}
 	conn, err := dialer.DialContext(ctx, "tcp", t.addr)
-	if ctx.Err() != nil {
-		if conn != nil {
-			_ = conn.Close()
-		}
-		return
-	}
 	if conn != nil {
+		hc.sayLocal(conn)
 		_ = conn.Close()
+	}
+	if ctx.Err() != nil {
+		return
 	}
 	if t.probeResult(err, hc.cfg.Rise, hc.cfg.Fall) {
 		logTransition(hc.logger, t, err)
 	}
 }
 
-// logTransition writes the one log line of a target going down or up.
+// sayLocal sends a PROXY protocol LOCAL header on a probe connection when
+// the app speaks PROXY protocol to its targets: such a target expects a
+// header on every connection and would log each bare probe as an error.
+func (hc *healthChecker) sayLocal(conn net.Conn) {
+	if hc.proxyProtocol == "" {
+		return
+	}
+	h := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+	if hc.proxyProtocol == "v1" {
+		h.Version = 1
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Duration(hc.cfg.Timeout)))
+	_, _ = h.WriteTo(conn)
+}
+
+// logTransition writes the one log line of a target that changed state:
+// up when the cause is nil (probes passed), down otherwise.
 func logTransition(logger *zap.Logger, t *target, cause error) {
-	if t.healthy.Load() {
+	if cause == nil {
 		logger.Info("target up", zap.String("app", t.app), zap.String("target", t.addr),
 			zap.String("cause", "health checks passed"))
 		return

@@ -19,8 +19,9 @@ import (
 // echoes the rest of the stream. It reports each proxied connection's
 // header and how many bytes followed it.
 type proxyProtocolBackend struct {
-	addr string
-	got  chan proxyProtocolConn
+	addr   string
+	got    chan proxyProtocolConn
+	probes chan *proxyproto.Header // LOCAL headers of health probes
 }
 
 // payloadSize is what each test connection sends after the header.
@@ -39,7 +40,8 @@ func newProxyProtocolBackend(t *testing.T) *proxyProtocolBackend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	b := &proxyProtocolBackend{addr: ln.Addr().String(), got: make(chan proxyProtocolConn, 16)}
+	b := &proxyProtocolBackend{addr: ln.Addr().String(), got: make(chan proxyProtocolConn, 16),
+		probes: make(chan *proxyproto.Header, 64)}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -59,6 +61,13 @@ func (b *proxyProtocolBackend) handle(c net.Conn) {
 		return // a health probe: it connects and closes, sending nothing
 	}
 	h, err := proxyproto.Read(r)
+	if err == nil && h.Command == proxyproto.LOCAL {
+		select {
+		case b.probes <- h:
+		default:
+		}
+		return
+	}
 	var n int64
 	if err == nil || errors.Is(err, proxyproto.ErrNoProxyProtocol) {
 		n, _ = io.Copy(c, r)
@@ -122,6 +131,27 @@ func TestProxyProtocolCarriesTheClientAddress(t *testing.T) {
 			// was what the client sent.
 			if got.payload != payloadSize {
 				t.Errorf("backend got %d payload bytes after the header, want the %d sent", got.payload, payloadSize)
+			}
+		})
+	}
+}
+
+func TestProxyProtocolHealthProbesSendLocalHeader(t *testing.T) {
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) {
+			backend := newProxyProtocolBackend(t)
+			loadConfig(t, proxyConfig(app{"name": "pp-probe", "ports": []int{freePort(t)}, "bind": []string{"127.0.0.1"},
+				"targets": []string{backend.addr}, "proxy_protocol": version,
+				"health_checks": map[string]any{"interval": "100ms"}}))
+			select {
+			case h := <-backend.probes:
+				if want := map[string]byte{"v1": 1, "v2": 2}[version]; h.Version != want {
+					t.Errorf("probe header version %d, want %d", h.Version, want)
+				}
+			case got := <-backend.got:
+				t.Fatalf("a probe reached the backend without a LOCAL header: %+v (err %v)", got.header, got.err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no health probe with a PROXY LOCAL header reached the backend")
 			}
 		})
 	}
