@@ -23,7 +23,7 @@ type App struct {
 	// Caddy exits (SIGTERM, SIGINT, `caddy stop`); those still open then
 	// are closed. A config reload does not wait for connections: they run
 	// on to their end. Default: 10s.
-	GracePeriod caddy.Duration `json:"grace_period,omitempty"`
+	GracePeriod Duration `json:"grace_period,omitempty"`
 
 	// Apps are the proxied applications.
 	Apps []*AppConfig `json:"apps,omitempty"`

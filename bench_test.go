@@ -77,7 +77,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	defer releaseTargets(ts)
 	timeout := 2 * time.Second
 	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
-		cfg: HealthChecks{Timeout: caddy.Duration(timeout), Rise: 1, Fall: 1}}
+		cfg: HealthChecks{Timeout: Duration(timeout), Rise: 1, Fall: 1}}
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {

@@ -72,7 +72,7 @@ type optionParser struct {
 // parseStep is the config as it was after one subdirective.
 type parseStep struct {
 	seg         *caddyfile.Dispenser // the subdirective, for its line
-	gracePeriod caddy.Duration
+	gracePeriod Duration
 	apps        []*AppConfig
 }
 
@@ -258,10 +258,10 @@ func parseString(d *caddyfile.Dispenser, dst *string) error {
 	return parseValue(d, dst, func(s string) (string, error) { return s, nil })
 }
 
-func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	return parseValue(d, dst, func(s string) (caddy.Duration, error) {
+func parseDuration(d *caddyfile.Dispenser, dst *Duration) error {
+	return parseValue(d, dst, func(s string) (Duration, error) {
 		dur, err := caddy.ParseDuration(s)
-		return caddy.Duration(dur), err
+		return Duration(dur), err
 	})
 }
 

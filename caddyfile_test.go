@@ -94,7 +94,7 @@ func TestCaddyfileRepeatedBlocksMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(app.Apps) != 2 || app.Apps[0].Name != "a" || app.Apps[1].Name != "b" || app.GracePeriod != caddy.Duration(3e9) {
+	if len(app.Apps) != 2 || app.Apps[0].Name != "a" || app.Apps[1].Name != "b" || app.GracePeriod != Duration(3e9) {
 		t.Errorf("merged to %s, want apps a and b and grace_period 3s", appJSON(t, app))
 	}
 }

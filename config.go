@@ -58,7 +58,7 @@ type Upstreams struct {
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
 
 	// DialTimeout bounds each dial to a target. Default: 2s.
-	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	DialTimeout Duration `json:"dial_timeout,omitempty"`
 
 	// MaxConnections caps the app's concurrent connections; beyond it a new
 	// connection is closed at once and counted. Default: 0, no limit.
@@ -74,10 +74,10 @@ type Upstreams struct {
 // consecutive successful probes mark it up again.
 type HealthChecks struct {
 	// Interval between two probe rounds. Default: 30s.
-	Interval caddy.Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval,omitempty"`
 
 	// Timeout of one probe (a TCP connect). Default: 2s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitempty"`
 
 	// Rise is the number of consecutive successes that mark a down target
 	// up. Default: 1.
@@ -90,6 +90,21 @@ type HealthChecks struct {
 	// Disabled turns active probing off; passive checks (a failed dial
 	// marks a target down) still apply. Default: false.
 	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Duration is a Caddy duration ("500ms", "2s", "1m30s", "1d", or an integer
+// of nanoseconds) that is written back as a string, so that a config adapted
+// with `caddy adapt` reads as it was written.
+type Duration caddy.Duration
+
+// MarshalJSON writes the duration as a string such as "2s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration as Caddy does.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	return (*caddy.Duration)(d).UnmarshalJSON(b)
 }
 
 // PortRange is a port (`5001`) or an inclusive range of ports
@@ -326,17 +341,17 @@ func (u Upstreams) withDefaults() Upstreams {
 		u.LBPolicy = "round_robin"
 	}
 	if u.DialTimeout == 0 {
-		u.DialTimeout = caddy.Duration(defaultDialTimeout)
+		u.DialTimeout = Duration(defaultDialTimeout)
 	}
 	hc := HealthChecks{}
 	if u.HealthChecks != nil {
 		hc = *u.HealthChecks
 	}
 	if hc.Interval == 0 {
-		hc.Interval = caddy.Duration(defaultHealthInterval)
+		hc.Interval = Duration(defaultHealthInterval)
 	}
 	if hc.Timeout == 0 {
-		hc.Timeout = caddy.Duration(defaultHealthTimeout)
+		hc.Timeout = Duration(defaultHealthTimeout)
 	}
 	if hc.Rise == 0 {
 		hc.Rise = 1

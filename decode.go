@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // This file decodes the tcpproxy config strictly and with errors that say
@@ -117,8 +115,8 @@ func describeError(err error, target any, raw json.RawMessage) error {
 	if errors.As(err, &typeErr) {
 		return fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, raw)
 	}
-	if _, ok := target.(*caddy.Duration); ok {
-		return fmt.Errorf("want %s, got %s", describeType(reflect.TypeFor[caddy.Duration]()), raw)
+	if _, ok := target.(*Duration); ok {
+		return fmt.Errorf("want %s, got %s", describeType(reflect.TypeFor[Duration]()), raw)
 	}
 	return err
 }
