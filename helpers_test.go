@@ -25,15 +25,27 @@ import (
 // Caddy loaded for real with caddy.Load. Caddy's state is process-global,
 // so these tests never run in parallel.
 
-// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+// backendPorts holds the port of every test backend ever started in this
+// process. freePort never returns one: a stopped backend's port is free
+// again, and a proxy listening there would answer the health probes meant
+// for the dead backend.
+var backendPorts sync.Map
+
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago and
+// never belonged to a test backend.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, taken := backendPorts.Load(port); !taken {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // freePorts returns n distinct free ports.
@@ -88,6 +100,7 @@ func (b *backend) listen(addr string) {
 	b.mu.Lock()
 	b.ln = ln
 	b.addr = ln.Addr().String()
+	backendPorts.Store(ln.Addr().(*net.TCPAddr).Port, true)
 	b.mu.Unlock()
 	go b.serve(ln)
 }
