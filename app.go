@@ -99,7 +99,7 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	handler, err := json.Marshal(struct {
 		Module string `json:"handler"`
 		*Handler
-	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.Upstreams}})
+	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.handlerUpstreams()}})
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
@@ -107,6 +107,15 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 		Listen: c.listenAddrs(),
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
+}
+
+// handlerUpstreams are the settings of the app's handler: the app's own,
+// but with active checks off, because the app runs them (from Start, with
+// the first round at once) rather than the handler.
+func (c *AppConfig) handlerUpstreams() Upstreams {
+	u := c.Upstreams
+	u.HealthChecks = &HealthChecks{Disabled: true}
+	return u
 }
 
 // listenAddrs are the app's Caddy network addresses on the reload-safe

@@ -206,3 +206,37 @@ func openFDs(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+func TestStandaloneHandlerRunsItsOwnHealthChecks(t *testing.T) {
+	// In a layer4 route of the user's own, no tcpproxy app runs the active
+	// checks: the handler does, so a target marked down by a failed dial
+	// comes back once it answers again.
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	b.stop()
+	port := freePort(t)
+	cfg := fmt.Sprintf(`{"admin":{"disabled":true,"config":{"persist":false}},
+		"logging":{"logs":{"default":{"level":"ERROR"}}},
+		"apps":{"layer4":{"servers":{"own":{"listen":["127.0.0.1:%d"],"routes":[{"handle":[
+			{"handler":"tcpproxy","app":"standalone","targets":[%q,%q],
+			 "health_checks":{"interval":"100ms","timeout":"500ms"}}]}]}}}}}`, port, a.addr, b.addr)
+	if err := caddy.Load([]byte(cfg), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	for i := 0; i < 4; i++ {
+		if name := greeting(t, hostPort(port)); name != "a" {
+			t.Fatalf("connection %d went to %q while b is dead", i, name)
+		}
+	}
+	tb := lookupTarget(t, "standalone", b.addr)
+	waitFor(t, 10*time.Second, "b to be marked down", func() bool { return !tb.healthy.Load() })
+	b.restart()
+	waitFor(t, 10*time.Second, "the handler's own checks to mark b up", func() bool { return tb.healthy.Load() })
+	seen := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		seen[greeting(t, hostPort(port))] = true
+	}
+	if !seen["b"] {
+		t.Errorf("b is up again but got no connection: %v", seen)
+	}
+}
