@@ -111,7 +111,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // (`"6000-6099"`). In JSON it is a number or a string.
 type PortRange struct {
 	Low, High int
-	raw       string // as written, for error messages; empty when valid
+	invalid   bool   // not a port or range; raw says what was written
+	raw       string // as written, for error messages
 }
 
 // UnmarshalJSON accepts a JSON number or a string. Range checks happen in
@@ -129,7 +130,7 @@ func (p *PortRange) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes a single port as a number and a range as a string.
 func (p PortRange) MarshalJSON() ([]byte, error) {
-	if p.raw != "" {
+	if p.invalid {
 		return json.Marshal(p.raw)
 	}
 	if p.Low == p.High {
@@ -139,7 +140,7 @@ func (p PortRange) MarshalJSON() ([]byte, error) {
 }
 
 func (p PortRange) String() string {
-	if p.raw != "" {
+	if p.invalid {
 		return p.raw
 	}
 	if p.Low == p.High {
@@ -159,7 +160,7 @@ func parsePortRange(s string) PortRange {
 	l, err1 := strconv.Atoi(lo)
 	h, err2 := strconv.Atoi(hi)
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{raw: s}
+		return PortRange{invalid: true, raw: s}
 	}
 	return PortRange{Low: l, High: h}
 }
@@ -211,7 +212,7 @@ func (c *AppConfig) validate() error {
 		return c.errorf("ports", "at least one port is required")
 	}
 	for _, p := range c.Ports {
-		if p.raw != "" {
+		if p.invalid {
 			return c.errorf("ports", "invalid port %q: want a number 1..65535 or a range \"low-high\"", p.raw)
 		}
 	}
