@@ -121,12 +121,8 @@ func (c *AppConfig) handlerUpstreams() Upstreams {
 // listenAddrs are the app's Caddy network addresses on the reload-safe
 // "tcpproxy" network (see listener.go), one per bind host and port range.
 func (c *AppConfig) listenAddrs() []string {
-	binds := c.Bind
-	if len(binds) == 0 {
-		binds = []string{""}
-	}
 	var out []string
-	for _, b := range binds {
+	for _, b := range c.bindHosts() {
 		for _, p := range c.Ports {
 			hostPort := net.JoinHostPort(b, strconv.Itoa(p.Low))
 			if p.High != p.Low {
@@ -174,12 +170,8 @@ func (a *App) Start() error {
 
 // socketAddrs are the host:port pairs the app listens on.
 func (c *AppConfig) socketAddrs() []string {
-	binds := c.Bind
-	if len(binds) == 0 {
-		binds = []string{""}
-	}
 	var out []string
-	for _, b := range binds {
+	for _, b := range c.bindHosts() {
 		for _, p := range c.Ports {
 			for port := p.Low; port <= p.High; port++ {
 				out = append(out, net.JoinHostPort(b, strconv.Itoa(port)))

@@ -196,17 +196,42 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// appErr prefixes an error with the app (and field) it concerns.
+// bindHosts are the hosts the app listens on: "" (all interfaces) when
+// bind is not set.
+func (c *AppConfig) bindHosts() []string {
+	if len(c.Bind) == 0 {
+		return []string{""}
+	}
+	return c.Bind
+}
+
+// errorf prefixes an error with the app and field it concerns.
 func (c *AppConfig) errorf(field, format string, args ...any) error {
-	return fmt.Errorf("app %q: %s: %s", c.Name, field, fmt.Sprintf(format, args...))
+	return appErrorf(c.Name)(field, format, args...)
+}
+
+// appErrorf returns an error constructor naming the app; the app config and
+// the handler report their mistakes the same way.
+func appErrorf(app string) func(field, format string, args ...any) error {
+	return func(field, format string, args ...any) error {
+		return fmt.Errorf("app %q: %s: %s", app, field, fmt.Sprintf(format, args...))
+	}
+}
+
+// validateAppName checks an app name; field is where the name was given.
+func validateAppName(name, field string, errorf func(field, format string, args ...any) error) error {
+	if name == "" {
+		return errorf(field, "required")
+	}
+	if !appNameRE.MatchString(name) {
+		return errorf(field, "%q may only contain letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
 }
 
 func (c *AppConfig) validate() error {
-	if c.Name == "" {
-		return fmt.Errorf("app %q: name: required", "")
-	}
-	if !appNameRE.MatchString(c.Name) {
-		return c.errorf("name", "%q may only contain letters, digits, '.', '_' and '-'", c.Name)
+	if err := validateAppName(c.Name, "name", c.errorf); err != nil {
+		return err
 	}
 	if len(c.Ports) == 0 {
 		return c.errorf("ports", "at least one port is required")
@@ -228,10 +253,7 @@ func (c *AppConfig) validate() error {
 // pair that another app, or this one, already claimed. A wildcard bind ("")
 // conflicts with any bind on the same port.
 func (c *AppConfig) claimPorts(used map[int]map[string]string) error {
-	binds := c.Bind
-	if len(binds) == 0 {
-		binds = []string{""}
-	}
+	binds := c.bindHosts()
 	for _, p := range c.Ports {
 		for port := p.Low; port <= p.High; port++ {
 			hosts := used[port]

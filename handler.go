@@ -2,7 +2,6 @@ package tcpproxy
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -84,15 +83,11 @@ func (h *Handler) startChecks() {
 }
 
 func (h *Handler) validate() error {
-	if h.App == "" {
-		return fmt.Errorf("tcpproxy handler: app: required")
+	errorf := appErrorf(h.App)
+	if err := validateAppName(h.App, "tcpproxy handler: app", errorf); err != nil {
+		return err
 	}
-	if !appNameRE.MatchString(h.App) {
-		return fmt.Errorf("tcpproxy handler: app: %q may only contain letters, digits, '.', '_' and '-'", h.App)
-	}
-	return h.Upstreams.validate(func(field, format string, args ...any) error {
-		return fmt.Errorf("app %q: %s: %s", h.App, field, fmt.Sprintf(format, args...))
-	})
+	return h.Upstreams.validate(errorf)
 }
 
 // Cleanup releases the handler's references to the shared state, but keeps
