@@ -1,15 +1,12 @@
 package tcpproxy
 
 import (
-	"errors"
-	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // proxy moves bytes between the client and the upstream connection until
@@ -22,16 +19,16 @@ func proxy(cx *layer4.Connection, up net.Conn, t *target, proxyProtocol string) 
 		return err
 	}
 	p := &pipe{client: rawConn(cx), upstream: up, target: t}
-	countPath(p.client, up)
-	inlineOOB(p.client)
-	inlineOOB(up)
+	relay.CountPath(p.client, up)
+	relay.InlineOOB(p.client)
+	relay.InlineOOB(up)
 	live.add(p)
 	defer live.remove(p)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go p.copyUpstream(&wg)
-	p.finish(copyHalf(p.client, up, t.m.bytesDown))
+	p.finish(relay.CopyHalf(p.client, up, t.m.bytesDown))
 	wg.Wait()
 	return nil
 }
@@ -48,7 +45,7 @@ type pipe struct {
 // while the handler's goroutine copies the other way.
 func (p *pipe) copyUpstream(wg *sync.WaitGroup) {
 	defer wg.Done()
-	p.finish(copyHalf(p.upstream, p.client, p.target.m.bytesUp))
+	p.finish(relay.CopyHalf(p.upstream, p.client, p.target.m.bytesUp))
 }
 
 // finish ends a direction: on an error it aborts both directions.
@@ -64,44 +61,6 @@ func (p *pipe) abort() {
 		_ = p.client.Close()
 		_ = p.upstream.Close()
 	})
-}
-
-// copyHalf copies src to dst until EOF, counting the bytes, then shuts
-// down dst's write side so that the peer sees the half-close.
-func copyHalf(dst, src net.Conn, bytes prometheus.Counter) error {
-	var err error
-	d, dOK := dst.(*net.TCPConn)
-	s, sOK := src.(*net.TCPConn)
-	if dOK && sOK {
-		err = spliceHalf(d, s, bytes)
-	} else {
-		var n int64
-		n, err = io.Copy(dst, src)
-		bytes.Add(float64(n))
-	}
-	if err != nil {
-		return err
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyPaths counts the connections that took each copy path and the bytes
-// spliced, so that tests (and a debugger) can tell whether splice is used.
-var copyPaths struct{ splice, generic, splicedBytes atomic.Uint64 }
-
-func countPath(client, up net.Conn) {
-	_, c := client.(*net.TCPConn)
-	_, u := up.(*net.TCPConn)
-	if c && u {
-		copyPaths.splice.Add(1)
-	} else {
-		copyPaths.generic.Add(1)
-	}
 }
 
 // rawConn returns the connection to copy from: the underlying socket when

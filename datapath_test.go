@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/sys/unix"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // Tests of the data path: which copy path a connection takes, that bytes
@@ -57,21 +59,21 @@ func TestPlainTCPConnectionIsSplicedAndIntact(t *testing.T) {
 	b := newBackend(t, "b")
 	port := freePort(t)
 	loadConfig(t, proxyConfig(app{"name": "splice", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}))
-	spliced, generic, splicedBytes := copyPaths.splice.Load(), copyPaths.generic.Load(), copyPaths.splicedBytes.Load()
+	spliced, generic, splicedBytes := relay.Paths.Splice.Load(), relay.Paths.Generic.Load(), relay.Paths.SplicedBytes.Load()
 	c := dial(t, hostPort(port))
 	defer c.Close()
 	skipGreeting(t, c)
 	const size = 8 << 20
 	roundTrip(t, c, size)
-	// Bursts up to copyBufSize go through a buffer; the bulk of a large
+	// Bursts up to 8 KiB go through a buffer; the bulk of a large
 	// transfer (both directions: 2 × size) must be spliced.
-	if d := copyPaths.splicedBytes.Load() - splicedBytes; d < size {
+	if d := relay.Paths.SplicedBytes.Load() - splicedBytes; d < size {
 		t.Errorf("%d of %d bytes spliced, want most", d, 2*size)
 	}
-	if d := copyPaths.splice.Load() - spliced; d != 1 {
+	if d := relay.Paths.Splice.Load() - spliced; d != 1 {
 		t.Errorf("splice path taken %d times, want 1", d)
 	}
-	if d := copyPaths.generic.Load() - generic; d != 0 {
+	if d := relay.Paths.Generic.Load() - generic; d != 0 {
 		t.Errorf("generic path taken %d times, want 0", d)
 	}
 }
@@ -91,7 +93,7 @@ func TestWrappedConnectionTakesGenericPathIntact(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	spliced, generic := copyPaths.splice.Load(), copyPaths.generic.Load()
+	spliced, generic := relay.Paths.Splice.Load(), relay.Paths.Generic.Load()
 	c := dial(t, hostPort(port))
 	defer c.Close()
 	if _, err := fmt.Fprintf(c, "PROXY TCP4 192.0.2.1 127.0.0.1 4000 %d\r\n", port); err != nil {
@@ -99,10 +101,10 @@ func TestWrappedConnectionTakesGenericPathIntact(t *testing.T) {
 	}
 	skipGreeting(t, c)
 	roundTrip(t, c, 4<<20)
-	if d := copyPaths.generic.Load() - generic; d != 1 {
+	if d := relay.Paths.Generic.Load() - generic; d != 1 {
 		t.Errorf("generic path taken %d times, want 1", d)
 	}
-	if d := copyPaths.splice.Load() - spliced; d != 0 {
+	if d := relay.Paths.Splice.Load() - spliced; d != 0 {
 		t.Errorf("splice path taken %d times, want 0", d)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // Listening sockets that survive a config reload.
@@ -33,8 +35,8 @@ func init() {
 }
 
 // listenConfig sets the options accepted sockets inherit (see
-// setListenerOptions).
-var listenConfig = net.ListenConfig{Control: setListenerOptions}
+// relay.SetListenerOptions).
+var listenConfig = net.ListenConfig{Control: relay.SetListenerOptions}
 
 var sockets = &socketPool{byAddr: make(map[string]*sharedSocket)}
 

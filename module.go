@@ -11,7 +11,8 @@
 //
 // The app (App) turns each app into a caddy-l4 server whose route ends in
 // the layer4 handler (Handler); health.go probes the targets; listener.go
-// keeps listening sockets alive across reloads; copy.go moves the bytes.
+// keeps listening sockets alive across reloads; copy.go and internal/relay
+// move the bytes.
 package tcpproxy
 
 import (

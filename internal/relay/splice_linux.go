@@ -1,4 +1,4 @@
-package tcpproxy
+package relay
 
 import (
 	"io"
@@ -6,7 +6,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +30,7 @@ var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
 // rest of what is queued is spliced, with a pipe from Go's pool that goes
 // back at once. An idle connection costs its two sockets and two parked
 // goroutines only.
-func spliceHalf(dst, src *net.TCPConn, bytes prometheus.Counter) error {
+func spliceHalf(dst, src *net.TCPConn, bytes Counter) error {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return err
@@ -92,7 +91,7 @@ func readWhenReady(rc syscall.RawConn) (*copyBuf, int, error) {
 // never waits for more while holding a pipe. splice stops short at an
 // urgent mark that arrived before SO_OOBINLINE was set; the next read
 // steps over it.
-func spliceQueued(dst, src *net.TCPConn, rc syscall.RawConn, bytes prometheus.Counter) error {
+func spliceQueued(dst, src *net.TCPConn, rc syscall.RawConn, bytes Counter) error {
 	var queued int
 	var qerr error
 	if err := rc.Control(func(fd uintptr) {
@@ -105,15 +104,15 @@ func spliceQueued(dst, src *net.TCPConn, rc syscall.RawConn, bytes prometheus.Co
 	}
 	n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
 	bytes.Add(float64(n))
-	copyPaths.splicedBytes.Add(uint64(n))
+	Paths.SplicedBytes.Add(uint64(n))
 	return err
 }
 
-// inlineOOB sets SO_OOBINLINE on a socket. Urgent (MSG_OOB) data would
+// InlineOOB sets SO_OOBINLINE on a socket. Urgent (MSG_OOB) data would
 // otherwise sit outside the stream, where splice never sees it: it would
 // stall that direction and be lost at FIN. Inline, it is forwarded in order
 // as ordinary data. A failure is harmless: the socket is closing.
-func inlineOOB(c net.Conn) {
+func InlineOOB(c net.Conn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return
@@ -125,10 +124,10 @@ func inlineOOB(c net.Conn) {
 	}
 }
 
-// setListenerOptions sets SO_OOBINLINE on a listening socket: accepted
+// SetListenerOptions sets SO_OOBINLINE on a listening socket: accepted
 // sockets inherit it, so an urgent byte sent right after connecting is
-// already inline (see inlineOOB).
-func setListenerOptions(_, _ string, rc syscall.RawConn) error {
+// already inline (see InlineOOB).
+func SetListenerOptions(_, _ string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
