@@ -65,7 +65,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// Provisioned in Go, not loaded as a module: a loaded "layer4" app would
 	// be started and stopped by Caddy too, and replace a user's own.
 	a.l4 = &layer4.App{Servers: servers}
-	if err := a.l4.Provision(ctx); err != nil {
+	if err := a.l4.Provision(withManagingApp(ctx, a)); err != nil {
 		return err
 	}
 	for _, app := range a.Apps {
@@ -78,6 +78,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 		})
 	}
 	return nil
+}
+
+// managingAppKey marks the context in which the app provisions the
+// handlers it generates (see Handler.managed).
+type managingAppKey struct{}
+
+// withManagingApp returns ctx marked as the app's: the handlers of its
+// layer4 servers, provisioned in it, know the app runs their health
+// checks and set their listening sockets' options.
+func withManagingApp(ctx caddy.Context, a *App) caddy.Context {
+	ctx.Context = context.WithValue(ctx.Context, managingAppKey{}, a)
+	return ctx
 }
 
 // runningApp is an app of this config with the shared state of its
@@ -137,14 +149,18 @@ func (c *AppConfig) listenAddrs() []string {
 // Start binds every port of every app (or fails naming the app and port,
 // with nothing left open), then starts serving and health checking.
 func (a *App) Start() error {
-	for _, app := range a.Apps {
+	for i, app := range a.Apps {
+		keepalive := a.running[i].settings.Keepalive.keepAliveConfig()
 		for _, addr := range app.socketAddrs() {
 			s, err := sockets.acquire(addr)
+			if err == nil {
+				a.sockets = append(a.sockets, s)
+				err = s.setKeepalive(keepalive)
+			}
 			if err != nil {
 				a.releaseSockets()
 				return fmt.Errorf("app %q: ports: listening on %s: %v", app.Name, addr, err)
 			}
-			a.sockets = append(a.sockets, s)
 		}
 	}
 	if err := a.l4.Start(); err != nil {

@@ -35,6 +35,11 @@ func init() {
 //			dial_timeout    <duration>
 //			max_connections <count>
 //			proxy_protocol  v1|v2
+//			idle_timeout    <duration>|off
+//			half_close_timeout <duration>|off
+//			max_connection_duration <duration>
+//			keepalive       off | <idle> [<interval> [<count>]]
+//			access_log
 //		}
 //	}
 //
@@ -183,12 +188,74 @@ var appDirectives = map[string]appDirective{
 		return parseInt(d, &health(c).Fall)
 	}},
 	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		if d.NextArg() {
-			return d.Errf("health_disabled: takes no value, got %q", d.Val())
-		}
-		health(c).Disabled = true
-		return nil
+		return parseFlag(d, &health(c).Disabled)
 	}},
+	"idle_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDurationOrOff(d, &c.IdleTimeout)
+	}},
+	"half_close_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDurationOrOff(d, &c.HalfCloseTimeout)
+	}},
+	"max_connection_duration": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.MaxConnectionDuration)
+	}},
+	"keepalive":  {parse: parseKeepalive},
+	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+}
+
+// parseFlag sets a setting that takes no value.
+func parseFlag(d *caddyfile.Dispenser, dst *bool) error {
+	name := d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: takes no value, got %q", name, d.Val())
+	}
+	*dst = true
+	return nil
+}
+
+// parseDurationOrOff parses a duration, or `off` (stored as -1: no timer).
+func parseDurationOrOff(d *caddyfile.Dispenser, dst *Duration) error {
+	if d.CountRemainingArgs() == 1 && d.NextArg() {
+		if d.Val() == "off" {
+			*dst = -1
+			return nil
+		}
+		d.Prev()
+	}
+	return parseDuration(d, dst)
+}
+
+// parseKeepalive parses `keepalive off` or
+// `keepalive <idle> [<interval> [<count>]]`.
+func parseKeepalive(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	k := new(Keepalive)
+	c.Keepalive = k
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		k.Disabled = true
+		return nil
+	case len(args) < 1 || len(args) > 3:
+		return d.Errf("keepalive: want off, or <idle> [<interval> [<count>]], got %d values", len(args))
+	}
+	for i, dst := range []*Duration{&k.Idle, &k.Interval} {
+		if i >= len(args) {
+			return nil
+		}
+		v, err := caddy.ParseDuration(args[i])
+		if err != nil {
+			return d.Errf("keepalive: want a duration such as \"15s\" or off, got %q", args[i])
+		}
+		*dst = Duration(v)
+	}
+	if len(args) == 3 {
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return d.Errf("keepalive: count: want an integer, got %q", args[2])
+		}
+		k.Count = n
+	}
+	return nil
 }
 
 // parseAppBlock parses `app <name> { ... }`; d holds just that segment,

@@ -67,6 +67,8 @@ type Upstreams struct {
 	// ProxyProtocol sends a PROXY protocol header carrying the client's
 	// address to the target before any payload: `v1` or `v2`. Default: none.
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+
+	Lifecycle
 }
 
 // HealthChecks configures active health checks. A target never seen before
@@ -97,13 +99,22 @@ type HealthChecks struct {
 // with `caddy adapt` reads as it was written.
 type Duration caddy.Duration
 
-// MarshalJSON writes the duration as a string such as "2s".
+// MarshalJSON writes the duration as a string such as "2s", and a
+// negative one (a timer that is off) as "off".
 func (d Duration) MarshalJSON() ([]byte, error) {
+	if d < 0 {
+		return []byte(`"off"`), nil
+	}
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON reads a duration as Caddy does.
+// UnmarshalJSON reads a duration as Caddy does, and "off" as -1 (a timer
+// that is off).
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == `"off"` {
+		*d = -1
+		return nil
+	}
 	return (*caddy.Duration)(d).UnmarshalJSON(b)
 }
 
@@ -323,6 +334,9 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 	default:
 		return errorf("proxy_protocol", "unknown version %q: want \"v1\" or \"v2\"", u.ProxyProtocol)
 	}
+	if err := u.Lifecycle.validate(errorf); err != nil {
+		return err
+	}
 	if hc := u.HealthChecks; hc != nil {
 		if hc.Interval < 0 {
 			return errorf("health_checks.interval", "must be positive, got %s", time.Duration(hc.Interval))
@@ -383,5 +397,6 @@ func (u Upstreams) withDefaults() Upstreams {
 		hc.Fall = 1
 	}
 	u.HealthChecks = &hc
+	u.Lifecycle = u.Lifecycle.withDefaults()
 	return u
 }

@@ -163,6 +163,33 @@ func webBlock(lines string) string {
 	return inGlobalOption("\t\tapp web {\n\t\t\tports 5001\n\t\t\ttargets 127.0.0.1:9001\n" + lines + "\t\t}\n")
 }
 
+// badValue is one invalid setting of the app "web", written in the native
+// and plain JSON formats (fields, as in webApp) and in the Caddyfile (lines
+// of its app block, as in webBlock; "" where the Caddyfile cannot say it).
+type badValue struct {
+	json, caddyfile string
+	want            []string // what each format's error must mention
+}
+
+// testBadValues checks that every format rejects each bad value with an
+// error naming the app and mentioning want.
+func testBadValues(t *testing.T, cases []badValue) {
+	t.Helper()
+	for _, c := range cases {
+		native := webApp(t, c.json)
+		inputs := map[configFormat]string{formatNative: native, formatPlain: native}
+		if c.caddyfile != "" {
+			inputs[formatCaddyfile] = webBlock(c.caddyfile)
+		}
+		for format, input := range inputs {
+			t.Run(string(format)+"/"+c.json, func(t *testing.T) {
+				_, err := decodeConfig(format, input)
+				assertErrorMentions(t, err, append([]string{`app "web"`}, c.want...)...)
+			})
+		}
+	}
+}
+
 func assertErrorMentions(t *testing.T, err error, want ...string) {
 	t.Helper()
 	if err == nil {

@@ -2,65 +2,44 @@ package tcpproxy
 
 import (
 	"net"
-	"sync"
 
-	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // proxy moves bytes between the client and the upstream connection until
-// both directions are done, then closes the upstream (the layer4 server
-// closes the client). A direction that reaches EOF passes the half-close on
-// and the other keeps flowing; a direction that fails aborts both.
-func proxy(cx *layer4.Connection, up net.Conn, t *target, proxyProtocol string) error {
-	defer up.Close()
-	if err := writePreamble(cx, up, proxyProtocol); err != nil {
-		return err
+// the connection ends (both directions done, a failure, a timeout, or a
+// Close through the live set) and closes both. A direction that reaches
+// EOF passes the half-close on and the other keeps flowing.
+func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *session) {
+	if err := writePreamble(cx, up, h.cfg.ProxyProtocol); err != nil {
+		_ = up.Close()
+		s.reason = relay.TargetError
+		return
 	}
-	p := &pipe{client: rawConn(cx), upstream: up, target: t}
-	relay.CountPath(p.client, up)
-	relay.InlineOOB(p.client)
+	client := rawConn(cx)
+	relay.CountPath(client, up)
+	if !h.managed {
+		h.setClientOptions(client)
+	}
 	relay.InlineOOB(up)
-	live.add(p)
-	defer live.remove(p)
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go p.copyUpstream(&wg)
-	p.finish(relay.CopyHalf(p.client, up, t.m.bytesDown))
-	wg.Wait()
-	return nil
+	c := &liveConn{Conn: relay.New(client, up, h.timeouts, s.accepted, t.m.bytesUp, t.m.bytesDown), target: t}
+	live.add(c)
+	defer live.remove(c)
+	s.reason = c.Run()
+	s.bytesUp, s.bytesDown = c.Bytes()
+	h.logClosed(s) // before leaving the live set: a drain on exit waits for it
 }
 
-// pipe is one proxied connection: the two sockets, so that a failed
-// direction, or shutdown, can close both.
-type pipe struct {
-	client, upstream net.Conn
-	target           *target
-	once             sync.Once
-}
-
-// copyUpstream copies client to upstream. It runs on its own goroutine
-// while the handler's goroutine copies the other way.
-func (p *pipe) copyUpstream(wg *sync.WaitGroup) {
-	defer wg.Done()
-	p.finish(relay.CopyHalf(p.upstream, p.client, p.target.m.bytesUp))
-}
-
-// finish ends a direction: on an error it aborts both directions.
-func (p *pipe) finish(err error) {
-	if err != nil {
-		p.abort()
+// setClientOptions sets, on a client socket from a listener that is not
+// the app's, what the app's listening sockets pass on to theirs.
+func (h *Handler) setClientOptions(client net.Conn) {
+	relay.InlineOOB(client)
+	if tc, ok := client.(*net.TCPConn); ok {
+		_ = tc.SetKeepAliveConfig(h.cfg.Keepalive.keepAliveConfig())
 	}
-}
-
-// abort closes both sockets; any copy still running returns.
-func (p *pipe) abort() {
-	p.once.Do(func() {
-		_ = p.client.Close()
-		_ = p.upstream.Close()
-	})
 }
 
 // rawConn returns the connection to copy from: the underlying socket when

@@ -77,7 +77,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 	if err := json.Unmarshal(b, &obj); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("want a JSON object, got %s", typeErr.Value)
+			return fmt.Errorf("want a JSON object, got %s %s", typeErr.Value, b)
 		}
 		return err
 	}

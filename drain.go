@@ -3,51 +3,75 @@ package tcpproxy
 import (
 	"sync"
 	"time"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // live is every connection being proxied, by any loaded config. A reload
 // leaves connections of the old config running, so on exit the current
 // config must drain those too: this set outlives configs on purpose.
-var live = &pipeSet{pipes: make(map[*pipe]struct{})}
+var live = &connSet{conns: make(map[*liveConn]struct{})}
 
-type pipeSet struct {
+// liveConn is a proxied connection and the target it goes to, so that
+// the connections of one target can be found and closed.
+type liveConn struct {
+	*relay.Conn
+	target *target
+}
+
+type connSet struct {
 	mu    sync.Mutex
-	pipes map[*pipe]struct{}
+	conns map[*liveConn]struct{}
 }
 
-func (s *pipeSet) add(p *pipe) {
+func (s *connSet) add(c *liveConn) {
 	s.mu.Lock()
-	s.pipes[p] = struct{}{}
+	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 }
 
-func (s *pipeSet) remove(p *pipe) {
+func (s *connSet) remove(c *liveConn) {
 	s.mu.Lock()
-	delete(s.pipes, p)
+	delete(s.conns, c)
 	s.mu.Unlock()
 }
 
-func (s *pipeSet) len() int {
+func (s *connSet) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pipes)
+	return len(s.conns)
+}
+
+// closeWhere closes, with reason r, every connection for which match
+// holds, and returns how many.
+func (s *connSet) closeWhere(r relay.Reason, match func(*liveConn) bool) int {
+	s.mu.Lock()
+	var cut []*liveConn
+	for c := range s.conns {
+		if match(c) {
+			cut = append(cut, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range cut {
+		c.Close(r)
+	}
+	return len(cut)
 }
 
 // drain waits up to grace for the connections to end by themselves, then
-// closes those still open. It returns how many it had to close.
-func (s *pipeSet) drain(grace time.Duration) int {
-	deadline := time.Now().Add(grace)
+// closes those still open (reason shutdown) and waits, briefly, for their
+// handlers to log them. It returns how many it had to close.
+func (s *connSet) drain(grace time.Duration) int {
+	waitEmpty(s, grace)
+	cut := s.closeWhere(relay.Shutdown, func(*liveConn) bool { return true })
+	waitEmpty(s, 5*time.Second)
+	return cut
+}
+
+func waitEmpty(s *connSet, within time.Duration) {
+	deadline := time.Now().Add(within)
 	for s.len() > 0 && time.Now().Before(deadline) {
-		time.Sleep(min(25*time.Millisecond, time.Until(deadline)))
+		time.Sleep(min(10*time.Millisecond, time.Until(deadline)))
 	}
-	s.mu.Lock()
-	cut := make([]*pipe, 0, len(s.pipes))
-	for p := range s.pipes {
-		cut = append(cut, p)
-	}
-	s.mu.Unlock()
-	for _, p := range cut {
-		p.abort()
-	}
-	return len(cut)
 }

@@ -35,8 +35,16 @@ func init() {
 }
 
 // listenConfig sets the options accepted sockets inherit (see
-// relay.SetListenerOptions).
-var listenConfig = net.ListenConfig{Control: relay.SetListenerOptions}
+// relay.SetListenerOptions; keepalive is set per app in App.Start). Go's
+// own per-connection keepalive is off: it would cost four setsockopt
+// calls on every accepted socket. Multipath TCP is off: plain TCP
+// clients do not need it, and an MPTCP socket cannot be steered by
+// sk_lookup.
+var listenConfig = func() net.ListenConfig {
+	lc := net.ListenConfig{Control: relay.SetListenerOptions, KeepAlive: -1}
+	lc.SetMultipathTCP(false)
+	return lc
+}()
 
 var sockets = &socketPool{byAddr: make(map[string]*sharedSocket)}
 
@@ -103,6 +111,20 @@ func (p *socketPool) overlappingLocked(addr string) string {
 func isWildcard(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// setKeepalive sets the keepalive the socket's accepted connections
+// inherit.
+func (s *sharedSocket) setKeepalive(k net.KeepAliveConfig) error {
+	tl, ok := s.ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return relay.SetKeepalive(rc, k)
 }
 
 // release drops a reference; the last one closes the socket.

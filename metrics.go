@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // The collectors are package-level so that their values survive a config
@@ -53,9 +55,21 @@ var (
 		Help: "Client connections closed without being proxied, by reason: no_healthy_target, max_connections, dial_failed.",
 	}, []string{"app", "reason"})
 
+	closedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "closed_connections_total",
+		Help: "Proxied connections that ended, by reason: normal, client_error, target_error, idle_timeout, half_close_timeout, max_duration, target_down, admin, shutdown.",
+	}, []string{"app", "reason"})
+	connectionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:    "connection_duration_seconds",
+		Help:    "How long proxied connections lasted, from accept to close.",
+		Buckets: []float64{.001, .01, .1, 1, 10, 60, 300, 1800, 3600, 14400, 86400},
+	}, []string{"app"})
+
 	collectors = []prometheus.Collector{
 		connectionsTotal, activeConnections, bytesTotal, targetHealthy,
-		dialErrorsTotal, dialDuration, rejectedTotal,
+		dialErrorsTotal, dialDuration, rejectedTotal, closedTotal, connectionDuration,
 	}
 )
 
@@ -116,19 +130,29 @@ func deleteTargetMetrics(app, addr string) {
 	bytesTotal.DeleteLabelValues(app, addr, "downstream")
 }
 
-// appMetrics are one app's rejection counters, by reason.
+// appMetrics are one app's counters: rejections and closed connections by
+// reason, and the connection durations.
 type appMetrics struct {
 	noHealthy, maxConns, dialFailed prometheus.Counter
+	closed                          [relay.MaxReason + 1]prometheus.Counter // by relay.Reason
+	duration                        prometheus.Observer
 }
 
 func newAppMetrics(app string) appMetrics {
-	return appMetrics{
+	m := appMetrics{
 		noHealthy:  rejectedTotal.WithLabelValues(app, reasonNoHealthyTarget),
 		maxConns:   rejectedTotal.WithLabelValues(app, reasonMaxConnections),
 		dialFailed: rejectedTotal.WithLabelValues(app, reasonDialFailed),
+		duration:   connectionDuration.WithLabelValues(app),
 	}
+	for _, r := range relay.Reasons {
+		m.closed[r] = closedTotal.WithLabelValues(app, r.String())
+	}
+	return m
 }
 
 func deleteAppMetrics(app string) {
-	rejectedTotal.DeletePartialMatch(prometheus.Labels{"app": app})
+	for _, v := range []*prometheus.MetricVec{rejectedTotal.MetricVec, closedTotal.MetricVec, connectionDuration.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"app": app})
+	}
 }

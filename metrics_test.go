@@ -20,13 +20,15 @@ import (
 
 // metricFamilies are the names and types of the tcpproxy metrics.
 var metricFamilies = map[string]dto.MetricType{
-	"caddy_tcpproxy_connections_total":          dto.MetricType_COUNTER,
-	"caddy_tcpproxy_active_connections":         dto.MetricType_GAUGE,
-	"caddy_tcpproxy_bytes_total":                dto.MetricType_COUNTER,
-	"caddy_tcpproxy_target_healthy":             dto.MetricType_GAUGE,
-	"caddy_tcpproxy_dial_errors_total":          dto.MetricType_COUNTER,
-	"caddy_tcpproxy_dial_duration_seconds":      dto.MetricType_HISTOGRAM,
-	"caddy_tcpproxy_rejected_connections_total": dto.MetricType_COUNTER,
+	"caddy_tcpproxy_connections_total":           dto.MetricType_COUNTER,
+	"caddy_tcpproxy_active_connections":          dto.MetricType_GAUGE,
+	"caddy_tcpproxy_bytes_total":                 dto.MetricType_COUNTER,
+	"caddy_tcpproxy_target_healthy":              dto.MetricType_GAUGE,
+	"caddy_tcpproxy_dial_errors_total":           dto.MetricType_COUNTER,
+	"caddy_tcpproxy_dial_duration_seconds":       dto.MetricType_HISTOGRAM,
+	"caddy_tcpproxy_rejected_connections_total":  dto.MetricType_COUNTER,
+	"caddy_tcpproxy_closed_connections_total":    dto.MetricType_COUNTER,
+	"caddy_tcpproxy_connection_duration_seconds": dto.MetricType_HISTOGRAM,
 }
 
 // scrape is what a Prometheus server reads from the admin /metrics
@@ -190,6 +192,9 @@ func TestMetricsCountConnectionsBytesAndFailures(t *testing.T) {
 		"caddy_tcpproxy_rejected_connections_total app=metrics reason=dial_failed":       0,
 		"caddy_tcpproxy_rejected_connections_total app=metrics reason=no_healthy_target": 0,
 		"caddy_tcpproxy_rejected_connections_total app=metrics reason=max_connections":   0,
+		"caddy_tcpproxy_closed_connections_total app=metrics reason=normal":              conns,
+		"caddy_tcpproxy_closed_connections_total app=metrics reason=idle_timeout":        0,
+		"caddy_tcpproxy_connection_duration_seconds app=metrics":                         conns,
 	})
 
 	// One connection held open is one active connection.

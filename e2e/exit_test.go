@@ -21,6 +21,7 @@ func TestExitGivesInFlightConnectionsTheGracePeriod(t *testing.T) {
 	be := newEchoBackend(t, "E")
 	port := freePort(t)
 	cfg := proxyCfg{GracePeriod: "3s", Apps: []appCfg{app("exit", []int{port}, be.addr)}}
+	cfg.Apps[0].AccessLog = true
 	proc := startCaddy(t, cfg)
 
 	// A stream that stays busy past the grace period, opened under a
@@ -144,6 +145,13 @@ func TestExitGivesInFlightConnectionsTheGracePeriod(t *testing.T) {
 		refusedAfter.Round(time.Millisecond), cut.Round(time.Millisecond), ferr, busy.verified.Load(), code, exitAfter.Round(time.Millisecond))
 	if !proc.logContains("grace period over") {
 		t.Error(`log has no "grace period over" line for the 1 connection cut`)
+	}
+	// The access log has the cut connection (reason shutdown) and the one
+	// that ended within the grace period (normal).
+	for _, reason := range []string{"shutdown", "normal"} {
+		if !proc.logContains(`"logger":"tcpproxy.access.exit"`, `"msg":"connection closed"`, `"reason":"`+reason+`"`) {
+			t.Errorf("access log has no entry with reason %s", reason)
+		}
 	}
 }
 

@@ -125,6 +125,7 @@ type appCfg struct {
 	HealthChecks   *healthCfg `json:"health_checks,omitempty"`
 	DialTimeout    string     `json:"dial_timeout,omitempty"`
 	MaxConnections int        `json:"max_connections,omitempty"`
+	AccessLog      bool       `json:"access_log,omitempty"`
 }
 
 type healthCfg struct {

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -20,34 +19,41 @@ type copyBuf = [copyBufSize]byte
 var copyBufs = sync.Pool{New: func() any { return new(copyBuf) }}
 
 // spliceHalf copies src to dst until EOF without holding anything while
-// the connection is idle.
+// the connection is idle. A read error is returned as a readError.
 //
 // A plain io.Copy between two *net.TCPConn splices, but it keeps a pipe
 // (two file descriptors and up to 1 MiB of kernel buffer) per direction for
 // the whole life of the connection, idle or not; a buffered copy keeps its
 // buffer. Here the goroutine parks in the netpoller until src is readable,
 // then reads the burst into a pooled buffer; when the burst fills it, the
-// rest of what is queued is spliced, with a pipe from Go's pool that goes
-// back at once. An idle connection costs its two sockets and two parked
+// rest of what is queued is spliced through a pooled pipe that goes back
+// at once. An idle connection costs its two sockets and two parked
 // goroutines only.
-func spliceHalf(dst, src *net.TCPConn, bytes Counter) error {
+func spliceHalf(dst, src *net.TCPConn, m *meter) error {
 	rc, err := src.SyscallConn()
+	if err != nil {
+		return err
+	}
+	wc, err := dst.SyscallConn()
 	if err != nil {
 		return err
 	}
 	for {
 		buf, n, err := readWhenReady(rc)
-		if err != nil || n == 0 {
-			return err // n == 0: EOF
+		if err != nil {
+			return readError{err}
+		}
+		if n == 0 {
+			return nil // EOF
 		}
 		_, err = dst.Write(buf[:n])
 		copyBufs.Put(buf)
-		bytes.Add(float64(n))
+		m.add(n)
 		if err != nil {
 			return err
 		}
 		if n == copyBufSize {
-			if err := spliceQueued(dst, src, rc, bytes); err != nil {
+			if err := spliceQueued(wc, rc, m); err != nil {
 				return err
 			}
 		}
@@ -65,14 +71,10 @@ func readWhenReady(rc syscall.RawConn) (*copyBuf, int, error) {
 	)
 	err := rc.Read(func(fd uintptr) bool {
 		buf = copyBufs.Get().(*copyBuf)
-		for {
-			n, rerr = unix.Read(int(fd), buf[:])
-			if rerr != unix.EINTR {
-				break
-			}
-		}
+		n, rerr = ignoringEINTR(func() (int, error) { return unix.Read(int(fd), buf[:]) })
 		if rerr == unix.EAGAIN {
 			copyBufs.Put(buf)
+			buf = nil    // not ours any more, whatever rc.Read returns
 			return false // park in the netpoller until readable
 		}
 		return true
@@ -81,31 +83,70 @@ func readWhenReady(rc syscall.RawConn) (*copyBuf, int, error) {
 		err = rerr
 	}
 	if err != nil || n <= 0 {
-		copyBufs.Put(buf)
+		if buf != nil { // nil when rc.Read failed while parked
+			copyBufs.Put(buf)
+		}
 		return nil, 0, err
 	}
 	return buf, n, nil
 }
 
-// spliceQueued splices exactly the bytes queued on src, so that the copy
-// never waits for more while holding a pipe. splice stops short at an
-// urgent mark that arrived before SO_OOBINLINE was set; the next read
-// steps over it.
-func spliceQueued(dst, src *net.TCPConn, rc syscall.RawConn, bytes Counter) error {
+// spliceQueued splices exactly the bytes queued on src to dst, so that
+// the copy never waits for more while holding a pipe. splice stops short
+// at an urgent mark that arrived before SO_OOBINLINE was set, and returns
+// EAGAIN if the bytes went meanwhile; the caller's next read handles both.
+// Errors reading src are returned as readErrors.
+func spliceQueued(dst, src syscall.RawConn, m *meter) error {
 	var queued int
 	var qerr error
-	if err := rc.Control(func(fd uintptr) {
+	if err := src.Control(func(fd uintptr) {
 		queued, qerr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
 	}); err != nil {
-		return err
+		return readError{err}
 	}
 	if qerr != nil || queued == 0 {
-		return qerr
+		return readErrorOrNil(qerr)
 	}
-	n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(queued)})
-	bytes.Add(float64(n))
-	Paths.SplicedBytes.Add(uint64(n))
-	return err
+	p := getPipe()
+	if p == nil {
+		return nil // no pipe to be had (out of descriptors): read instead
+	}
+	for queued > 0 {
+		in, err := p.fill(src, queued)
+		if err != nil || in == 0 {
+			putPipe(p)
+			if err == unix.EAGAIN {
+				err = nil
+			}
+			return readErrorOrNil(err)
+		}
+		if err := p.drain(dst, in); err != nil {
+			p.close() // bytes may be stuck in it
+			return err
+		}
+		m.add(in)
+		Paths.SplicedBytes.Add(uint64(in))
+		queued -= in
+	}
+	putPipe(p)
+	return nil
+}
+
+func readErrorOrNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return readError{err}
+}
+
+// ignoringEINTR retries a system call interrupted by a signal.
+func ignoringEINTR(call func() (int, error)) (int, error) {
+	for {
+		n, err := call()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
 }
 
 // InlineOOB sets SO_OOBINLINE on a socket. Urgent (MSG_OOB) data would
@@ -131,6 +172,32 @@ func SetListenerOptions(_, _ string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_OOBINLINE, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// SetKeepalive sets TCP keepalive on a socket. On a listening socket it is
+// set once for every connection it accepts: Linux copies SO_KEEPALIVE,
+// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT to accepted sockets.
+func SetKeepalive(rc syscall.RawConn, k net.KeepAliveConfig) error {
+	opts := [][2]int{{unix.SOL_SOCKET, unix.SO_KEEPALIVE}}
+	vals := []int{0}
+	if k.Enable {
+		vals[0] = 1
+		opts = append(opts, [2]int{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}, [2]int{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+			[2]int{unix.IPPROTO_TCP, unix.TCP_KEEPCNT})
+		vals = append(vals, int(k.Idle.Seconds()), int(k.Interval.Seconds()), k.Count)
+	}
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		for i, o := range opts {
+			if serr = unix.SetsockoptInt(int(fd), o[0], o[1], vals[i]); serr != nil {
+				return
+			}
+		}
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,90 @@
+package tcpproxy
+
+import (
+	"net"
+	"time"
+
+	"github.com/mholt/caddy-l4/layer4"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
+)
+
+// session is what the access log says of one client connection, filled
+// in as the handler goes. It lives on the handler's stack.
+type session struct {
+	cx                   *layer4.Connection
+	accepted             time.Time
+	dialStart, connected time.Time // first dial attempt, and success
+	attempts             int
+	target               *target // nil if none was reached
+	reason               relay.Reason
+	bytesUp, bytesDown   int64 // client → target, target → client
+}
+
+// accessLogger returns the logger of an app's access log: named
+// `tcpproxy.access.<app>`, so that Caddy's `logging` can route it with
+// include and exclude. nil when the app has no access log.
+func accessLogger(enabled bool, tcpproxyLogger *zap.Logger, app string) *zap.Logger {
+	if !enabled {
+		return nil
+	}
+	return tcpproxyLogger.Named("access." + app)
+}
+
+// logClosed writes the access log entry of a proxied connection.
+func (h *Handler) logClosed(s *session) {
+	if h.access == nil {
+		return
+	}
+	if ce := h.access.Check(zapcore.InfoLevel, "connection closed"); ce != nil {
+		h.writeEntry(ce, s, s.reason.String())
+	}
+}
+
+// logRejected writes the access log entry of a client that was never
+// proxied: WARN when no target could be reached, INFO otherwise.
+func (h *Handler) logRejected(s *session, reason string) {
+	if h.access == nil {
+		return
+	}
+	level := zapcore.InfoLevel
+	if reason == reasonNoHealthyTarget || reason == reasonDialFailed {
+		level = zapcore.WarnLevel
+	}
+	if ce := h.access.Check(level, "connection closed"); ce != nil {
+		h.writeEntry(ce, s, reason)
+	}
+}
+
+// writeEntry writes the fields of SPEC.md's access log.
+func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, s *session, reason string) {
+	var remoteIP string
+	var remotePort, localPort int
+	if a, ok := s.cx.RemoteAddr().(*net.TCPAddr); ok {
+		remoteIP, remotePort = a.IP.String(), a.Port
+	}
+	if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
+		localPort = a.Port
+	}
+	var target string
+	var connect time.Duration
+	if s.target != nil {
+		target = s.target.addr
+		connect = s.connected.Sub(s.dialStart)
+	}
+	ce.Write(
+		zap.String("app", h.App),
+		zap.String("remote_ip", remoteIP),
+		zap.Int("remote_port", remotePort),
+		zap.Int("local_port", localPort),
+		zap.String("target", target),
+		zap.Int("attempts", s.attempts),
+		zap.Duration("connect_duration", connect),
+		zap.Duration("duration", time.Since(s.accepted)),
+		zap.Int64("bytes_received", s.bytesUp),
+		zap.Int64("bytes_sent", s.bytesDown),
+		zap.String("reason", reason),
+	)
+}

@@ -1,0 +1,46 @@
+package relay
+
+// Reason says why a proxied connection ended. Its String is the `reason`
+// of the access log and of caddy_tcpproxy_closed_connections_total.
+type Reason uint8
+
+// The reasons a proxied connection ends. The zero value means "not ended".
+const (
+	// Normal: both directions ended with an EOF that was passed on.
+	Normal Reason = iota + 1
+	// ClientError: the client's socket failed (reset, broken pipe).
+	ClientError
+	// TargetError: the target's socket failed.
+	TargetError
+	// IdleTimeout: no byte moved either way for Timeouts.Idle.
+	IdleTimeout
+	// HalfCloseTimeout: one direction had ended and the other moved no
+	// byte for Timeouts.HalfClose.
+	HalfCloseTimeout
+	// MaxDuration: the connection reached Timeouts.MaxDuration.
+	MaxDuration
+	// TargetDown: active health checks marked its target down.
+	TargetDown
+	// Admin: an operator closed it through the admin API.
+	Admin
+	// Shutdown: Caddy exited and the grace period ended.
+	Shutdown
+)
+
+// MaxReason is the highest Reason: arrays indexed by reason have
+// MaxReason+1 entries.
+const MaxReason = Shutdown
+
+// Reasons lists every reason, in order: for metrics set up once per app.
+var Reasons = []Reason{Normal, ClientError, TargetError, IdleTimeout, HalfCloseTimeout,
+	MaxDuration, TargetDown, Admin, Shutdown}
+
+var reasonNames = [...]string{"", "normal", "client_error", "target_error", "idle_timeout",
+	"half_close_timeout", "max_duration", "target_down", "admin", "shutdown"}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return "unknown"
+}

@@ -1,0 +1,289 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// counter is a Counter for tests.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Add(v float64) { c.n.Add(int64(v)) }
+
+// pair returns both ends of a loopback TCP connection.
+func pair(t testing.TB) (a, b *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan net.Conn)
+	go func() {
+		c, _ := ln.Accept()
+		done <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-done
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// proxied sets up client ↔ relay ↔ target over loopback and runs the
+// relay. It returns the client's and the target's ends, the relay, and a
+// channel that yields the reason Run returned.
+func proxied(t testing.TB, to Timeouts) (client, target *net.TCPConn, c *Conn, up, down *counter, done chan Reason) {
+	client, proxyClient := pair(t)
+	proxyTarget, target := pair(t)
+	up, down = new(counter), new(counter)
+	c = New(proxyClient, proxyTarget, to, time.Now(), up, down)
+	done = make(chan Reason, 1)
+	go func() { done <- c.Run() }()
+	return client, target, c, up, down, done
+}
+
+func waitReason(t *testing.T, done chan Reason, within time.Duration) Reason {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(within):
+		t.Fatalf("connection still running after %s", within)
+		return 0
+	}
+}
+
+func TestBytesArriveIntactBothWaysAndAreCounted(t *testing.T) {
+	client, target, c, up, down, done := proxied(t, Timeouts{})
+	const size = 4 << 20 // large enough to splice
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	var gotUp, gotDown []byte
+	go func() { defer wg.Done(); gotUp, _ = io.ReadAll(target) }()
+	go func() { defer wg.Done(); gotDown, _ = io.ReadAll(client) }()
+	go func() { _, _ = client.Write(data); _ = client.CloseWrite() }()
+	go func() { _, _ = target.Write(data[:size/2]); _ = target.CloseWrite() }()
+	wg.Wait()
+	if r := waitReason(t, done, 10*time.Second); r != Normal {
+		t.Errorf("reason %v, want normal", r)
+	}
+	if !bytes.Equal(gotUp, data) || !bytes.Equal(gotDown, data[:size/2]) {
+		t.Fatalf("bytes differ: up %d of %d, down %d of %d", len(gotUp), size, len(gotDown), size/2)
+	}
+	if u, d := c.Bytes(); u != size || d != size/2 {
+		t.Errorf("Bytes() = %d, %d; want %d, %d", u, d, size, size/2)
+	}
+	if up.n.Load() != size || down.n.Load() != size/2 {
+		t.Errorf("counters %d, %d; want %d, %d", up.n.Load(), down.n.Load(), size, size/2)
+	}
+}
+
+func TestFailuresAreBlamedOnTheSideThatFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		side func(client, target *net.TCPConn) *net.TCPConn
+		want Reason
+	}{
+		{"client reset", func(c, _ *net.TCPConn) *net.TCPConn { return c }, ClientError},
+		{"target reset", func(_, t *net.TCPConn) *net.TCPConn { return t }, TargetError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, target, _, _, _, done := proxied(t, Timeouts{})
+			s := tc.side(client, target)
+			_ = s.SetLinger(0)
+			s.Close()
+			if r := waitReason(t, done, 5*time.Second); r != tc.want {
+				t.Errorf("reason %v, want %v", r, tc.want)
+			}
+		})
+	}
+}
+
+func TestTimeoutsEndConnectionsWithTheirReason(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		_, _, _, _, _, done := proxied(t, Timeouts{Idle: 100 * time.Millisecond})
+		if r := waitReason(t, done, 5*time.Second); r != IdleTimeout {
+			t.Errorf("reason %v, want idle_timeout", r)
+		}
+	})
+	t.Run("traffic keeps idle alive", func(t *testing.T) {
+		client, target, _, _, _, done := proxied(t, Timeouts{Idle: 150 * time.Millisecond})
+		go func() { _, _ = io.Copy(io.Discard, target) }()
+		for range 30 { // 600 ms, 4x the timeout
+			if _, err := client.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("ended (%v) while bytes flowed", r)
+		default:
+		}
+	})
+	t.Run("half-close", func(t *testing.T) {
+		client, target, _, _, _, done := proxied(t, Timeouts{Idle: time.Hour, HalfClose: 100 * time.Millisecond})
+		_ = client.CloseWrite()
+		go func() { _, _ = io.Copy(io.Discard, target) }()
+		if r := waitReason(t, done, 5*time.Second); r != HalfCloseTimeout {
+			t.Errorf("reason %v, want half_close_timeout", r)
+		}
+	})
+	t.Run("max duration", func(t *testing.T) {
+		client, target, _, _, _, done := proxied(t, Timeouts{MaxDuration: 200 * time.Millisecond})
+		go func() { _, _ = io.Copy(io.Discard, target) }()
+		go func() {
+			for {
+				if _, err := client.Write([]byte("x")); err != nil {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		if r := waitReason(t, done, 5*time.Second); r != MaxDuration {
+			t.Errorf("reason %v, want max_duration", r)
+		}
+	})
+}
+
+func TestCloseGivesTheFirstReasonOnly(t *testing.T) {
+	_, _, c, _, _, done := proxied(t, Timeouts{})
+	c.Close(Shutdown)
+	c.Close(Admin)
+	if r := waitReason(t, done, 5*time.Second); r != Shutdown {
+		t.Errorf("reason %v, want shutdown", r)
+	}
+}
+
+func TestGenericPathForWrappedConnections(t *testing.T) {
+	client, proxyClient := pair(t)
+	proxyTarget, target := pair(t)
+	up, down := new(counter), new(counter)
+	// Hiding the *net.TCPConn type forces the generic copy.
+	type wrapped struct{ net.Conn }
+	c := New(wrapped{proxyClient}, proxyTarget, Timeouts{}, time.Now(), up, down)
+	done := make(chan Reason, 1)
+	go func() { done <- c.Run() }()
+	go func() { _, _ = io.Copy(target, target) }()
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	_ = client.SetLinger(0)
+	client.Close()
+	if r := waitReason(t, done, 5*time.Second); r != ClientError {
+		t.Errorf("reason %v, want client_error", r)
+	}
+	if u, d := c.Bytes(); u != 5 || d != 5 {
+		t.Errorf("Bytes() = %d, %d; want 5, 5", u, d)
+	}
+}
+
+func TestExpiredFollowsTheRules(t *testing.T) {
+	ms := time.Millisecond
+	to := Timeouts{Idle: 100 * ms, HalfClose: 40 * ms, MaxDuration: time.Second}
+	a := &activity{}
+	if r, next := to.expired(10*ms, a, 0, 0); r != 0 || next > 100*ms/checksPerTimeout {
+		t.Errorf("fresh connection: %v, next %s", r, next)
+	}
+	a.observe(50*ms, 1, 0)
+	if r, _ := to.expired(140*ms, a, 0, 0); r != 0 {
+		t.Errorf("90ms after a byte, idle 100ms: %v", r)
+	}
+	if r, _ := to.expired(151*ms, a, 0, 0); r != IdleTimeout {
+		t.Errorf("101ms after a byte: %v, want idle_timeout", r)
+	}
+	// Up ended at 60ms; down last moved at 50ms.
+	if r, _ := to.expired(95*ms, a, 60*ms, 0); r != 0 {
+		t.Errorf("35ms after the half-close: %v", r)
+	}
+	if r, _ := to.expired(101*ms, a, 60*ms, 0); r != HalfCloseTimeout {
+		t.Errorf("41ms after the half-close: %v, want half_close_timeout", r)
+	}
+	if r, _ := to.expired(time.Second, a, 0, 0); r != MaxDuration {
+		t.Errorf("at max duration: %v", r)
+	}
+	if r, _ := (Timeouts{}).expired(time.Hour, &activity{}, 0, 0); r != 0 {
+		t.Errorf("no timeouts: %v", r)
+	}
+}
+
+func TestReasonNames(t *testing.T) {
+	want := []string{"normal", "client_error", "target_error", "idle_timeout", "half_close_timeout",
+		"max_duration", "target_down", "admin", "shutdown"}
+	for i, r := range Reasons {
+		if r.String() != want[i] {
+			t.Errorf("reason %d is %q, want %q", r, r, want[i])
+		}
+	}
+	if len(Reasons) != int(MaxReason) {
+		t.Errorf("%d reasons, MaxReason %d", len(Reasons), MaxReason)
+	}
+	if !errors.Is(readError{io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF) {
+		t.Error("readError does not unwrap")
+	}
+}
+
+// benchmarkEcho measures one 64-byte request/response through a relay with
+// the given timeouts: the per-byte cost of the timers.
+func benchmarkEcho(b *testing.B, to Timeouts) {
+	client, target, _, _, _, _ := proxied(b, to)
+	go func() { _, _ = io.Copy(target, target) }()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEchoTimersOff(b *testing.B) { benchmarkEcho(b, Timeouts{}) }
+func BenchmarkEchoTimersOn(b *testing.B) {
+	benchmarkEcho(b, Timeouts{Idle: time.Hour, HalfClose: time.Minute, MaxDuration: time.Hour})
+}
+
+// benchmarkConnection measures setting up, running and ending one
+// relayed connection (the sockets are made outside the timer): the
+// per-connection cost of the timers.
+func benchmarkConnection(b *testing.B, to Timeouts) {
+	up, down := new(counter), new(counter)
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		client, proxyClient := pair(b)
+		proxyTarget, target := pair(b)
+		b.StartTimer()
+		c := New(proxyClient, proxyTarget, to, time.Now(), up, down)
+		_ = client.CloseWrite()
+		_ = target.CloseWrite()
+		c.Run()
+	}
+}
+
+func BenchmarkConnectionTimersOff(b *testing.B) { benchmarkConnection(b, Timeouts{}) }
+func BenchmarkConnectionTimersOn(b *testing.B) {
+	benchmarkConnection(b, Timeouts{Idle: time.Hour, HalfClose: time.Minute, MaxDuration: time.Hour})
+}
