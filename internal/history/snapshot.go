@@ -48,15 +48,16 @@ func (r *ring) snapshot(reasons bool) Snapshot {
 		return s
 	}
 	s.End = slotEnd(r.newest).Format(time.RFC3339)
-	s.Connections = r.series(colConnections)
-	s.Active = r.series(colActive)
-	s.BytesUp = r.series(colBytesUp)
-	s.BytesDown = r.series(colBytesDown)
-	s.Rejections = r.series(colRejections)
+	series := r.columns()
+	s.Connections = series[colConnections]
+	s.Active = series[colActive]
+	s.BytesUp = series[colBytesUp]
+	s.BytesDown = series[colBytesDown]
+	s.Rejections = series[colRejections]
 	if reasons && s.Rejections != nil {
 		s.RejectionsByReason = make(map[string][]int64)
 		for i := range NumReasons {
-			if v := r.series(targetCols + int(i)); v != nil {
+			if v := series[targetCols+int(i)]; v != nil {
 				s.RejectionsByReason[i.String()] = v
 			}
 		}
@@ -64,20 +65,26 @@ func (r *ring) snapshot(reasons bool) Snapshot {
 	return s
 }
 
-// series returns column col of the window oldest first, or nil when it is
-// all zero.
-func (r *ring) series(col int) []int64 {
-	var out []int64
+// columns returns each column of the window oldest first, nil for a
+// column that is all zero, copied in one pass into one allocation.
+func (r *ring) columns() [appCols][]int64 {
+	buf := make([]int64, r.cols*Slots) // column c at buf[c*Slots:]
+	var nonzero [appCols]bool
 	first := r.newest - Slots + 1
-	for m := first; m <= r.newest; m++ {
+	for i := range Slots {
+		m := first + int64(i)
 		if m <= 0 {
-			continue
+			continue // before the epoch: only in tests with tiny times
 		}
-		if v := r.row(m)[col]; v != 0 {
-			if out == nil {
-				out = make([]int64, Slots)
-			}
-			out[m-first] = v
+		for c, v := range r.row(m) {
+			buf[c*Slots+i] = v
+			nonzero[c] = nonzero[c] || v != 0
+		}
+	}
+	var out [appCols][]int64
+	for c := range r.cols {
+		if nonzero[c] {
+			out[c] = buf[c*Slots : (c+1)*Slots : (c+1)*Slots]
 		}
 	}
 	return out

@@ -3,7 +3,6 @@ package history
 import (
 	"math"
 	"strconv"
-	"strings"
 )
 
 // SparklinePoints returns the points attribute of an SVG <polyline> that
@@ -34,8 +33,7 @@ func SparklinePoints(series []int64, width, height float64) string {
 		top = max(top, v)
 	}
 	n := len(series)
-	var b strings.Builder
-	b.Grow(n * 10)
+	b := make([]byte, 0, n*10)
 	for i, v := range series {
 		x := width
 		if n > 1 {
@@ -43,21 +41,21 @@ func SparklinePoints(series []int64, width, height float64) string {
 		}
 		y := height - float64(max(v, 0))/float64(top)*height
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
-		b.WriteString(coord(x))
-		b.WriteByte(',')
-		b.WriteString(coord(y))
+		b = appendCoord(b, x)
+		b = append(b, ',')
+		b = appendCoord(b, y)
 	}
-	return b.String()
+	return string(b)
 }
 
-// coord rounds to one decimal and formats like JavaScript's String(): no
-// trailing zeros, no exponent at sparkline sizes, never "-0".
-func coord(v float64) string {
+// appendCoord rounds to one decimal and formats like JavaScript's
+// String(): no trailing zeros, no exponent at sparkline sizes, never "-0".
+func appendCoord(b []byte, v float64) []byte {
 	v = math.Round(v*10) / 10
 	if v == 0 {
 		v = 0 // turns -0 into 0
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64)
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }

@@ -1,6 +1,9 @@
 package history
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 func TestSparklinePoints(t *testing.T) {
 	for _, c := range []struct {
@@ -39,7 +42,7 @@ func TestSparklineOfAFullSnapshot(t *testing.T) {
 		if k > 0 {
 			want += " "
 		}
-		want += coord(float64(2*k)) + "," + coord(float64(89-k))
+		want += strconv.Itoa(2*k) + "," + strconv.Itoa(89-k)
 	}
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
