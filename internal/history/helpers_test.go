@@ -47,3 +47,14 @@ func wantTail(t *testing.T, name string, s []int64, want ...int64) {
 		t.Errorf("%s: last %d points = %v, want %v", name, len(want), got, want)
 	}
 }
+
+// fullTarget returns a target ring with every slot recorded and traffic in
+// every series, the worst case for a snapshot.
+func fullTarget(app *App) *Target {
+	h := NewTarget()
+	for k := range Slots {
+		u := uint64(k+1) * 1000
+		h.Record(at(k, 0), Sample{Connections: u, BytesUp: u << 20, BytesDown: u << 24, Rejections: u / 100, Active: int64(k)}, app)
+	}
+	return h
+}
