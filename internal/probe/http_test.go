@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bufio"
 	"net"
 	"net/http"
 	"regexp"
@@ -191,12 +192,21 @@ func TestHTTPRawResponses(t *testing.T) {
 	}
 }
 
-// A target that answers something else than HTTP and closes.
+// A target that answers something else than HTTP and closes. It reads
+// the request first: closing with unread bytes would reset the
+// connection instead.
 func TestHTTPNotHTTP(t *testing.T) {
-	srv := startServer(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n")) })
+	sayAndClose := func(msg string) func(net.Conn) {
+		return func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				c.Write([]byte(msg))
+			}
+		}
+	}
 	p := mustNew(t, Check{Timeout: 5 * time.Second, HTTP: &HTTP{URI: "/"}})
+	srv := startServer(t, sayAndClose("SSH-2.0-OpenSSH_9.6\r\n"))
 	wantErr(t, run(p, srv.Addr()), `connection closed before an HTTP response arrived, got "SSH-2.0-OpenSSH_9.6\r\n"`)
-	srv2 := startServer(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n\r\n")) })
+	srv2 := startServer(t, sayAndClose("SSH-2.0-OpenSSH_9.6\r\n\r\n"))
 	wantErr(t, run(p, srv2.Addr()), `expected an HTTP/1.x response, got "SSH-2.0-OpenSSH_9.6\r\n\r\n"`)
 }
 
