@@ -38,8 +38,17 @@ func TestConcurrentPickFlipReload(t *testing.T) {
 		go func() { // health and admin changes
 			defer side.Done()
 			r := rand.New(rand.NewPCG(1, 1))
-			for !done.Load() {
-				flip[r.IntN(len(flip))].SetEligible(r.IntN(2) == 0)
+			for i := 0; !done.Load(); i++ {
+				if i%2 == 0 { // one node
+					flip[r.IntN(len(flip))].SetEligible(r.IntN(2) == 0)
+					continue
+				}
+				// All at once: the whole active tier leaves while
+				// Picks may hold a view where it is all there is.
+				up := r.IntN(2) == 0
+				for _, n := range flip {
+					n.SetEligible(up)
+				}
 			}
 		}()
 		go func() { // config reloads and DNS refreshes
