@@ -3,6 +3,7 @@ package balance
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,29 +20,27 @@ func benchMembers(n int) ([]*Node, []Member) {
 
 func BenchmarkPick(b *testing.B) {
 	ips := randomIPs(1024)
-	for _, policy := range Policies() {
-		for _, n := range []int{2, 16, 256} {
-			b.Run(fmt.Sprintf("%s/%d", policy, n), func(b *testing.B) {
-				_, ms := benchMembers(n)
-				bal := newBalancer(b, policy, ms)
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					bal.Pick(ips[i&1023])
-					i++
-				}
-			})
-		}
-	}
-	// Equal weights: round_robin without a schedule (the default config).
-	for _, n := range []int{2, 16, 256} {
-		b.Run(fmt.Sprintf("round_robin_equal/%d", n), func(b *testing.B) {
-			bal := newBalancer(b, "round_robin", equal(newNodes(n)))
+	run := func(name, policy string, ms []Member) {
+		b.Run(name, func(b *testing.B) {
+			bal := newBalancer(b, policy, ms)
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				bal.Pick(netip.Addr{})
+				bal.Pick(ips[i&1023])
+				i++
 			}
 		})
+	}
+	for _, policy := range Policies() {
+		for _, n := range []int{2, 16, 256} {
+			_, ms := benchMembers(n)
+			run(fmt.Sprintf("%s/%d", policy, n), policy, ms)
+		}
+		// Equal weights (the default config): round_robin has no
+		// schedule, ip_hash takes no logarithm.
+		for _, n := range []int{2, 16, 256} {
+			run(fmt.Sprintf("%s_equal/%d", policy, n), policy, equal(newNodes(n)))
+		}
 	}
 }
 
@@ -106,4 +105,34 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 	})
 	_ = ns
+}
+
+// BenchmarkBaseline is today's root policy (policy.go) in spirit, for a
+// side-by-side figure: count the eligible targets, then walk to the
+// cursor's one. O(targets) per pick, no weights.
+func BenchmarkBaseline(b *testing.B) {
+	for _, n := range []int{2, 16, 256} {
+		b.Run(fmt.Sprintf("rotation_scan/%d", n), func(b *testing.B) {
+			ns := newNodes(n)
+			var cursor atomic.Uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				k := 0
+				for _, t := range ns {
+					if t.Eligible() {
+						k++
+					}
+				}
+				want := int((cursor.Add(1) - 1) % uint64(k))
+				for _, t := range ns {
+					if t.Eligible() {
+						if want == 0 {
+							break
+						}
+						want--
+					}
+				}
+			}
+		})
+	}
 }

@@ -13,24 +13,50 @@ import (
 // depend on which other nodes are eligible, so a node leaving moves only
 // the clients it had, and they come back when it returns.
 //
-// -ln(u) ≥ 1-u gives a cheap lower bound of each score; a node whose bound
-// is no better than the best so far is skipped without a logarithm, which
-// leaves about log(len) logarithms per pick.
+// Logarithms are the cost, so they are avoided where the answer is known
+// without them: between nodes of equal weight the higher u wins (the score
+// falls as u rises), and -ln(u) ≥ 1-u gives a cheap lower bound that rules
+// out most nodes of another weight. Equal weights take no logarithm at
+// all; mixed weights about log(len).
 func (v *view) ipHash(client netip.Addr) *Node {
 	h := hashIP(client)
-	var best *Node
-	bestScore := math.Inf(1)
+	var (
+		best      *entry
+		bestU     float64
+		bestScore float64 // of best, valid when scored
+		scored    bool
+	)
 	for i := range v.entries {
 		e := &v.entries[i]
 		u := unit(mix(e.seed ^ h))
-		if (1-u)*e.invWLow >= bestScore || !e.node.Eligible() {
+		switch {
+		case best == nil:
+		case e.weight == best.weight:
+			if u <= bestU {
+				continue
+			}
+		default:
+			if !scored {
+				bestScore, scored = -math.Log(bestU)*best.invW, true
+			}
+			if (1-u)*e.invWLow >= bestScore {
+				continue
+			}
+			s := -math.Log(u) * e.invW
+			if s >= bestScore || !e.node.Eligible() {
+				continue
+			}
+			best, bestU, bestScore = e, u, s
 			continue
 		}
-		if s := -math.Log(u) * e.invW; s < bestScore {
-			best, bestScore = e.node, s
+		if e.node.Eligible() {
+			best, bestU, scored = e, u, false
 		}
 	}
-	return best
+	if best == nil {
+		return nil
+	}
+	return best.node
 }
 
 // hashIP hashes the 16-byte form of a, in which an IPv4 address and its

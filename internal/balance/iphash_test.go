@@ -173,26 +173,49 @@ func TestIPHashDeterministic(t *testing.T) {
 	}
 }
 
-// The lower-bound shortcut never changes the winner: compare with the
-// plain rendezvous that scores every node.
-func TestIPHashShortcutMatchesFullScoring(t *testing.T) {
-	ns := newNodes(64)
-	weights := make([]int, len(ns))
-	for i := range weights {
-		weights[i] = 1 + (i*37)%MaxWeight
-	}
-	b := newBalancer(t, "ip_hash", weighted(ns, weights...))
-	for _, ip := range randomIPs(50_000) {
-		h := hashIP(ip)
-		var want *Node
-		best := math.Inf(1)
-		for i, n := range ns {
-			if s := -math.Log(unit(mix(n.seed^h))) / float64(weights[i]); s < best {
-				want, best = n, s
+// The shortcuts (comparing u between equal weights, the lower bound
+// between others) never change the winner: compare with the plain
+// rendezvous that scores every node, for distinct, few and equal weights.
+func TestIPHashShortcutsMatchFullScoring(t *testing.T) {
+	for name, weightOf := range map[string]func(i int) int{
+		"distinct": func(i int) int { return 1 + (i*37)%MaxWeight },
+		"1 to 3":   func(i int) int { return 1 + i%3 },
+		"equal":    func(int) int { return 5 },
+	} {
+		ns := newNodes(64)
+		weights := make([]int, len(ns))
+		for i := range weights {
+			weights[i] = weightOf(i)
+		}
+		b := newBalancer(t, "ip_hash", weighted(ns, weights...))
+		for _, ip := range randomIPs(30_000) {
+			h := hashIP(ip)
+			var want *Node
+			best := math.Inf(1)
+			for i, n := range ns {
+				if s := -math.Log(unit(mix(n.seed^h))) / float64(weights[i]); s < best {
+					want, best = n, s
+				}
+			}
+			if got := b.Pick(ip); got != want {
+				t.Fatalf("%s weights, %v: picked %s, full scoring gives %s", name, ip, got.Addr(), want.Addr())
 			}
 		}
-		if got := b.Pick(ip); got != want {
-			t.Fatalf("%v: picked %s, full scoring gives %s", ip, got.Addr(), want.Addr())
+	}
+}
+
+// The zero Addr (no client address known) is a valid input: it gets a
+// node, always the same one.
+func TestIPHashZeroAddr(t *testing.T) {
+	ns := newNodes(5)
+	b := newBalancer(t, "ip_hash", equal(ns))
+	first := b.Pick(netip.Addr{})
+	if first == nil {
+		t.Fatal("nil pick for the zero Addr")
+	}
+	for range 10 {
+		if n := b.Pick(netip.Addr{}); n != first {
+			t.Fatalf("the zero Addr picked %s, then %s", first.Addr(), nameOf(n))
 		}
 	}
 }
@@ -217,20 +240,4 @@ func sparseIPv6(n int) []netip.Addr {
 		ips[i] = netip.AddrFrom16(b)
 	}
 	return ips
-}
-
-// The zero Addr (no client address known) is a valid input: it gets a
-// node, always the same one.
-func TestIPHashZeroAddr(t *testing.T) {
-	ns := newNodes(5)
-	b := newBalancer(t, "ip_hash", equal(ns))
-	first := b.Pick(netip.Addr{})
-	if first == nil {
-		t.Fatal("nil pick for the zero Addr")
-	}
-	for range 10 {
-		if n := b.Pick(netip.Addr{}); n != first {
-			t.Fatalf("the zero Addr picked %s, then %s", first.Addr(), nameOf(n))
-		}
-	}
 }
