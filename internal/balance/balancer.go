@@ -151,9 +151,10 @@ func (b *Balancer) pickFrom(v *view, client netip.Addr) *Node {
 
 // Refresh brings the view up to date now if an eligibility change made
 // it stale. Pick does this by itself, but the Pick that finds the view
-// stale pays for the rebuild (for round_robin with many distinct weights,
-// milliseconds: see schedule); calling Refresh from the goroutine that
-// called SetEligible takes that cost off the connections.
+// stale pays for the rebuild: microseconds, but for round_robin over many
+// distinct weights up to milliseconds (the schedule costs Σweight/gcd ×
+// distinct weights steps). Calling Refresh from the goroutine that called
+// SetEligible takes that cost off the connections.
 func (b *Balancer) Refresh() {
 	if v := b.view.Load(); v.epoch.Load() != epoch.Load() {
 		b.refresh(v, true)

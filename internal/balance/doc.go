@@ -15,7 +15,9 @@
 //	if n == nil { /* nothing eligible */ }
 //	n.Active.Add(1); defer n.Active.Add(-1)
 //	...
-//	a.SetEligible(false) // health or admin state changed: every Balancer sees it at its next Pick
+//	if a.SetEligible(false) { // health or admin state changed: every Balancer sees it at its next Pick
+//		bal.Refresh() // optional: rebuild now, off the data path
+//	}
 //
 // A Node is the live state of one target (eligibility and active
 // connection count); it is meant to be shared by every config that has the
