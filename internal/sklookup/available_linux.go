@@ -41,8 +41,7 @@ func explain(step string, err error) error {
 	release := kernelRelease()
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		msg := fmt.Sprintf("sk_lookup is not permitted: %s: operation not permitted; "+
-			"it needs CAP_BPF and CAP_NET_ADMIN (or root)", step)
+		msg := fmt.Sprintf("sk_lookup is not permitted (%s): it needs CAP_BPF and CAP_NET_ADMIN (or root)", step)
 		if missing := missingCapabilities(); missing != "" {
 			msg += "; this process lacks " + missing
 		}

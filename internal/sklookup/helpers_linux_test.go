@@ -121,6 +121,14 @@ func bind(tb testing.TB, s *Steering, ln *net.TCPListener) Socket {
 	return sock
 }
 
+// served is a new IPv4 listener on addr, answering with tag and bound to s.
+func served(tb testing.TB, s *Steering, addr string, tag byte) (*net.TCPListener, Socket) {
+	tb.Helper()
+	ln := listen(tb, "tcp4", addr)
+	serve(tb, ln, tag)
+	return ln, bind(tb, s, ln)
+}
+
 func route(tb testing.TB, s *Steering, addr netip.Addr, ports []uint16, sock Socket) {
 	tb.Helper()
 	if err := s.Route(addr, ports, sock); err != nil {

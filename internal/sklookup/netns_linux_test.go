@@ -49,8 +49,9 @@ func inNetns(t *testing.T) bool {
 		enterChild(t)
 		return true
 	}
+	t.Parallel() // each child has a namespace, and an engine, of its own
 	out, err := reexec(t, childNetns+netnsID(), true, "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v")
-	report(t, out, err)
+	report(t, "in a private network namespace", out, err)
 	return false
 }
 
@@ -91,17 +92,17 @@ func reexec(tb testing.TB, what string, netns bool, args ...string) ([]byte, err
 }
 
 // report makes the child's outcome the parent's.
-func report(t *testing.T, out []byte, err error) {
+func report(t *testing.T, where string, out []byte, err error) {
 	t.Helper()
 	switch {
 	case err != nil:
-		t.Fatalf("in a private network namespace: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", where, err, out)
 	case bytes.Contains(out, []byte("--- SKIP")):
-		t.Skipf("in a private network namespace:\n%s", out)
+		t.Skipf("%s:\n%s", where, out)
 	case !bytes.Contains(out, []byte("--- PASS")):
-		t.Fatalf("the child ran no test:\n%s", out)
+		t.Fatalf("%s, the child ran no test:\n%s", where, out)
 	}
-	t.Logf("in a private network namespace:\n%s", out)
+	t.Logf("%s:\n%s", where, out)
 }
 
 // netnsID identifies this process's network namespace ("" if unknown).

@@ -41,6 +41,9 @@ const (
 	maxSockets = 4096
 )
 
+// capacity is what Acquire sizes the maps for; tests shrink it to fill them.
+var capacity = struct{ routes, sockets uint32 }{maxRoutes, maxSockets}
+
 // objects are the kernel objects the program needs, before it is attached.
 type objects struct {
 	routes  *ebpf.Map // routeKey → slot (u32)

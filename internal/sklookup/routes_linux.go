@@ -208,8 +208,11 @@ func batchUpdate(m *ebpf.Map, keys []routeKey, values []uint32) (int, error) {
 		return 0, nil
 	}
 	n, err := m.BatchUpdate(keys, values, nil)
-	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
-		err = fmt.Errorf("%w (the route map holds at most %d routes)", err, maxRoutes)
+	switch {
+	case errors.Is(err, unix.E2BIG): // cilium/ebpf calls it "key too big", but the map is full
+		err = fmt.Errorf("the route map is full: it holds at most %d routes: %w", m.MaxEntries(), unix.E2BIG)
+	case errors.Is(err, unix.ENOMEM):
+		err = fmt.Errorf("the kernel has no memory for more routes: %w", unix.ENOMEM)
 	}
 	return n, err
 }

@@ -55,7 +55,7 @@ func Acquire() (*Steering, error) {
 }
 
 func (e *engine) start() error {
-	objs, err := loadObjects(maxRoutes, maxSockets)
+	objs, err := loadObjects(capacity.routes, capacity.sockets)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (e *engine) start() error {
 	e.objs, e.link = objs, l
 	e.regs = make(map[uint32]*registration)
 	e.byCookie = make(map[uint64]*bound)
-	e.slots = slotAllocator{max: maxSockets}
+	e.slots = slotAllocator{max: capacity.sockets}
 	e.routes = routeTable{}
 	return nil
 }
