@@ -121,12 +121,37 @@ func bind(tb testing.TB, s *Steering, ln *net.TCPListener) Socket {
 	return sock
 }
 
+// serving is a new listener on 127.0.0.1, answering with tag.
+func serving(tb testing.TB, tag byte) *net.TCPListener {
+	tb.Helper()
+	ln := listen(tb, "tcp4", "127.0.0.1:0")
+	serve(tb, ln, tag)
+	return ln
+}
+
 // served is a new IPv4 listener on addr, answering with tag and bound to s.
 func served(tb testing.TB, s *Steering, addr string, tag byte) (*net.TCPListener, Socket) {
 	tb.Helper()
 	ln := listen(tb, "tcp4", addr)
 	serve(tb, ln, tag)
 	return ln, bind(tb, s, ln)
+}
+
+// steered is a Steering with one listener on 127.0.0.1 answering with
+// tag, routed n ports of 127.0.0.1 from first on.
+type steered struct {
+	s     *Steering
+	ln    *net.TCPListener
+	sock  Socket
+	ports []uint16
+}
+
+func steer(tb testing.TB, tag byte, first, n int) steered {
+	tb.Helper()
+	st := steered{s: acquire(tb), ports: portRange(first, n)}
+	st.ln, st.sock = served(tb, st.s, "127.0.0.1:0", tag)
+	route(tb, st.s, lo4, st.ports, st.sock)
+	return st
 }
 
 func route(tb testing.TB, s *Steering, addr netip.Addr, ports []uint16, sock Socket) {

@@ -34,10 +34,14 @@ const (
 	skPass = 1 // SK_PASS: let the kernel's own socket lookup run (or use our assignment)
 
 	// Sizes of the two maps. Routes are allocated on demand
-	// (BPF_F_NO_PREALLOC), so the bound costs nothing until used: it
-	// allows every port on eight address/family pairs. Slots are one
+	// (BPF_F_NO_PREALLOC): an empty route map costs its bucket array
+	// (4 MiB for this size) and each route about 90 bytes more, where a
+	// preallocated map would pin the full size up front. 4 × 65,536
+	// routes allow every port on
+	// four address/family pairs, e.g. a dual-stack wildcard for all ports
+	// while a reload moves them to two other addresses. Slots are one
 	// pointer each; a reload briefly needs two per listening socket.
-	maxRoutes  = 8 << 16
+	maxRoutes  = 4 << 16
 	maxSockets = 4096
 )
 

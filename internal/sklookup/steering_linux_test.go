@@ -23,12 +23,8 @@ func TestRangeServedByOneSocket(t *testing.T) {
 	if !inNetns(t) {
 		return
 	}
-	s := acquire(t)
-	ln, sock := served(t, s, "127.0.0.1:0", 'A')
 	const first, n = 20000, 30000
-	route(t, s, lo4, portRange(first, n), sock)
-
-	own := uint16(ln.Addr().(*net.TCPAddr).Port)
+	own := tcpPort(steer(t, 'A', first, n).ln)
 	for range 100 {
 		mustReach(t, netip.AddrPortFrom(lo4, uint16(first+rand.IntN(n))), 'A')
 	}
@@ -101,10 +97,8 @@ func TestUnrouteRefusesThePort(t *testing.T) {
 	if !inNetns(t) {
 		return
 	}
-	s := acquire(t)
-	_, sock := served(t, s, "127.0.0.1:0", 'A')
-	ports := portRange(9000, 10)
-	route(t, s, lo4, ports, sock)
+	st := steer(t, 'A', 9000, 10)
+	s, sock, ports := st.s, st.sock, st.ports
 	mustReach(t, netip.AddrPortFrom(lo4, 9003), 'A')
 
 	if err := s.Unroute(lo4, ports[3:4], sock); err != nil {
@@ -132,8 +126,7 @@ func TestRerouteMovesNewConnectionsAtomically(t *testing.T) {
 	}
 	s := acquire(t)
 	oldLn, oldSock := served(t, s, "127.0.0.1:0", 'O')
-	newLn := listen(t, "tcp4", "127.0.0.1:0")
-	serve(t, newLn, 'N')
+	newLn := serving(t, 'N')
 	ports := portRange(10000, 1000)
 	route(t, s, lo4, ports, oldSock)
 
