@@ -17,11 +17,11 @@
 //	lc.SetMultipathTCP(false) // a SOCKMAP refuses MPTCP sockets
 //	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 //	sock, err := s.Bind(ln.(*net.TCPListener))
-//	ports := []uint16{5000, 5001, 5002}
+//	addr, ports := netip.MustParseAddr("127.0.0.1"), []uint16{5000, 5001, 5002}
 //	if l, err := sklookup.ForeignListeners(addr, ports, []uint64{sock.Inode()}); err != nil || len(l) > 0 {
 //		... // refuse: routing would steal another socket's port
 //	}
-//	err = s.Route(netip.MustParseAddr("127.0.0.1"), ports, sock)
+//	err = s.Route(addr, ports, sock)
 //	// ln.Accept() now returns connections to 127.0.0.1:5000-5002;
 //	// their LocalAddr() is the port the client dialled.
 //

@@ -417,6 +417,8 @@ func TestFailedRouteChangesNothing(t *testing.T) {
 	if !inNetns(t) {
 		return
 	}
+	saved := capacity
+	t.Cleanup(func() { capacity = saved })
 	capacity.routes = 100
 	s := acquire(t)
 	_, asock := served(t, s, "127.0.0.1:0", 'A')
