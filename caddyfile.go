@@ -40,11 +40,17 @@ func init() {
 //			max_connection_duration <duration>
 //			keepalive       off | <idle> [<interval> [<count>]]
 //			access_log
+//			accept_proxy_protocol <ip|cidr>...
+//			allow           <ip|cidr>...
+//			deny            <ip|cidr>...
+//			max_connections_per_client <count>
+//			client_rate_limit <connections> <window>
 //		}
 //	}
 //
-// `ports`, `targets` and `bind` may be repeated and add up; any other
-// setting may be given once. Several `tcpproxy` blocks are merged.
+// `ports`, `targets`, `bind`, `accept_proxy_protocol`, `allow` and `deny`
+// may be repeated and add up; any other setting may be given once.
+// Several `tcpproxy` blocks are merged.
 func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	app, err := existingApp(d, existingVal)
 	if err != nil {
@@ -201,6 +207,25 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+
+	// Client address, access control and per-client limits (Clients).
+	"accept_proxy_protocol": listDirective(func(c *AppConfig) *[]string { return &c.AcceptProxyProtocol }),
+	"allow":                 listDirective(func(c *AppConfig) *[]string { return &c.Allow }),
+	"deny":                  listDirective(func(c *AppConfig) *[]string { return &c.Deny }),
+	"max_connections_per_client": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &c.MaxConnectionsPerClient)
+	}},
+	"client_rate_limit": {parse: parseClientRateLimit},
+}
+
+// listDirective is a repeatable subdirective whose values add up in the
+// list that field returns.
+func listDirective(field func(c *AppConfig) *[]string) appDirective {
+	return appDirective{repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		list := field(c)
+		*list = append(*list, d.RemainingArgs()...)
+		return nil
+	}}
 }
 
 // parseFlag sets a setting that takes no value.
@@ -255,6 +280,26 @@ func parseKeepalive(d *caddyfile.Dispenser, c *AppConfig) error {
 		}
 		k.Count = n
 	}
+	return nil
+}
+
+// parseClientRateLimit parses `client_rate_limit <connections> <window>`.
+func parseClientRateLimit(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("client_rate_limit: want <connections> <window>, such as 100 10s; got %d values", len(args))
+	}
+	r := new(ClientRateLimit)
+	c.ClientRateLimit = r
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return d.Errf("client_rate_limit: connections: want an integer, got %q", args[0])
+	}
+	w, err := caddy.ParseDuration(args[1])
+	if err != nil {
+		return d.Errf("client_rate_limit: window: want a duration such as \"10s\", got %q", args[1])
+	}
+	r.Connections, r.Window = n, Duration(w)
 	return nil
 }
 

@@ -137,6 +137,8 @@ var caddyfileSeeds = []string{
 	"app a {\nports 6000-6099\ntargets [::1]:1\nhealth_disabled\n}\napp b {\nports 6100\ntargets h:2\nbind ::1 10.0.0.1\n}\n",
 	"app a {\nports 0 9-3 abc\ntargets h\nhealth_rise x\ntagrets\n}\ngrace_period 1s\ngrace_period 2s\n",
 	"app {\n}\napp a b {\n}\n",
+	"app c {\nports 7000\ntargets h:3\naccept_proxy_protocol 10.0.0.0/8\nallow ::1 10.0.0.0/33\ndeny 1.2.3.4\n" +
+		"max_connections_per_client 5\nclient_rate_limit 10 1s\n}\n",
 }
 
 // FuzzCaddyfile feeds text, as the body of the tcpproxy global option, to

@@ -69,6 +69,7 @@ type Upstreams struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	Lifecycle
+	Clients
 }
 
 // HealthChecks configures active health checks. A target never seen before
@@ -335,6 +336,9 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 		return errorf("proxy_protocol", "unknown version %q: want \"v1\" or \"v2\"", u.ProxyProtocol)
 	}
 	if err := u.Lifecycle.validate(errorf); err != nil {
+		return err
+	}
+	if err := u.Clients.validate(errorf); err != nil {
 		return err
 	}
 	if hc := u.HealthChecks; hc != nil {

@@ -527,21 +527,7 @@ func TestLifecycleSettingsAdaptAlikeInEveryFormat(t *testing.T) {
 		"keepalive": {"idle": "30s", "interval": "10s", "count": 5}, "access_log": true`
 	lines := "\t\t\tidle_timeout off\n\t\t\thalf_close_timeout 30s\n\t\t\tmax_connection_duration 24h\n" +
 		"\t\t\tkeepalive 30s 10s 5\n\t\t\taccess_log\n"
-	native, err := decodeConfig(formatNative, webApp(t, fields))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caddyfile, err := decodeConfig(formatCaddyfile, webBlock(lines))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := decodeConfig(formatPlain, webApp(t, fields))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, b, c := appJSON(t, native), appJSON(t, caddyfile), appJSON(t, plain); a != b || a != c {
-		t.Fatalf("formats differ:\nnative    %s\nCaddyfile %s\nplain     %s", a, b, c)
-	}
+	sameInEveryFormat(t, fields, lines)
 	// A negative JSON duration is the same as "off".
 	neg, err := decodeConfig(formatNative, webApp(t, `"idle_timeout": "-1s"`))
 	if err != nil {
