@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/mholt/caddy-l4/layer4"
@@ -21,6 +22,18 @@ type session struct {
 	target               *target // nil if none was reached
 	reason               relay.Reason
 	bytesUp, bytesDown   int64 // client → target, target → client
+
+	// client is the client's address: the socket's peer, or the source
+	// of the PROXY header a trusted source sent. Set first thing in
+	// Handle; the checks, the target choice, the access log and the
+	// PROXY header sent to the target all take it from here.
+	client netip.AddrPort
+	// dest is the destination of an accepted PROXY header, passed on in
+	// the one sent to the target; zero otherwise (ours is passed on).
+	dest netip.AddrPort
+	// early are client bytes read along with its PROXY header: they go
+	// to the target before the relay starts.
+	early []byte
 }
 
 // accessLogger returns the logger of an app's access log: named
@@ -61,9 +74,9 @@ func (h *Handler) logRejected(s *session, reason string) {
 // writeEntry writes the fields of SPEC.md's access log.
 func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, s *session, reason string) {
 	var remoteIP string
-	var remotePort, localPort int
-	if a, ok := s.cx.RemoteAddr().(*net.TCPAddr); ok {
-		remoteIP, remotePort = a.IP.String(), a.Port
+	var localPort int
+	if s.client.IsValid() {
+		remoteIP = s.client.Addr().String()
 	}
 	if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
 		localPort = a.Port
@@ -77,7 +90,7 @@ func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, s *session, reason string
 	ce.Write(
 		zap.String("app", h.App),
 		zap.String("remote_ip", remoteIP),
-		zap.Int("remote_port", remotePort),
+		zap.Int("remote_port", int(s.client.Port())),
 		zap.Int("local_port", localPort),
 		zap.String("target", target),
 		zap.Int("attempts", s.attempts),

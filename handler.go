@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -39,6 +40,7 @@ type Handler struct {
 	timeouts relay.Timeouts
 	logger   *zap.Logger
 	access   *zap.Logger // nil: no access log
+	clients  clientChecks
 
 	// managed is true when the tcpproxy app generated the handler: the
 	// app runs its health checks, and its connections come from the
@@ -79,6 +81,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
 	h.targets = acquireTargets(h.App, h.cfg.Targets)
+	var err error
+	if h.clients, err = newClientChecks(&h.cfg.Clients, h.state); err != nil {
+		return fmt.Errorf("app %q: %v", h.App, err) // validated: not expected
+	}
 	if !h.cfg.HealthChecks.Disabled {
 		h.checker = &healthChecker{app: h.App, targets: h.targets, cfg: *h.cfg.HealthChecks,
 			proxyProtocol: h.cfg.ProxyProtocol, logger: h.logger}
@@ -134,8 +140,17 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	if h.checker != nil {
 		h.checksOnce.Do(h.startChecks)
 	}
-	s := session{cx: cx, accepted: time.Now()}
+	s := session{cx: cx, accepted: time.Now(), client: clientAddr(cx.RemoteAddr())}
 	st := h.state
+	reason, acquired := h.admit(&s)
+	if reason != "" {
+		st.m.refused(reason).Inc()
+		h.logRejected(&s, reason)
+		return nil
+	}
+	if acquired {
+		defer h.clients.limiter.Release(s.client.Addr())
+	}
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
 		st.m.maxConns.Inc()

@@ -52,7 +52,7 @@ var (
 	rejectedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "rejected_connections_total",
-		Help: "Client connections closed without being proxied, by reason: no_healthy_target, max_connections, dial_failed.",
+		Help: "Client connections closed without being proxied, by reason: no_healthy_target, max_connections, dial_failed, denied, client_limit, rate_limited, bad_proxy_header.",
 	}, []string{"app", "reason"})
 
 	closedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -78,6 +78,10 @@ const (
 	reasonNoHealthyTarget = "no_healthy_target"
 	reasonMaxConnections  = "max_connections"
 	reasonDialFailed      = "dial_failed"
+	reasonDenied          = "denied"
+	reasonClientLimit     = "client_limit"
+	reasonRateLimited     = "rate_limited"
+	reasonBadProxyHeader  = "bad_proxy_header"
 )
 
 // registerMetrics adds the collectors to a config's registry. They are
@@ -136,6 +140,9 @@ type appMetrics struct {
 	noHealthy, maxConns, dialFailed prometheus.Counter
 	closed                          [relay.MaxReason + 1]prometheus.Counter // by relay.Reason
 	duration                        prometheus.Observer
+
+	// refusals of the per-client checks (see refused)
+	denied, clientLimit, rateLimited, badProxyHeader prometheus.Counter
 }
 
 func newAppMetrics(app string) appMetrics {
@@ -148,7 +155,24 @@ func newAppMetrics(app string) appMetrics {
 	for _, r := range relay.Reasons {
 		m.closed[r] = closedTotal.WithLabelValues(app, r.String())
 	}
+	m.denied = rejectedTotal.WithLabelValues(app, reasonDenied)
+	m.clientLimit = rejectedTotal.WithLabelValues(app, reasonClientLimit)
+	m.rateLimited = rejectedTotal.WithLabelValues(app, reasonRateLimited)
+	m.badProxyHeader = rejectedTotal.WithLabelValues(app, reasonBadProxyHeader)
 	return m
+}
+
+// refused is the counter of a rejection reason of the per-client checks.
+func (m *appMetrics) refused(reason string) prometheus.Counter {
+	switch reason {
+	case reasonDenied:
+		return m.denied
+	case reasonClientLimit:
+		return m.clientLimit
+	case reasonRateLimited:
+		return m.rateLimited
+	}
+	return m.badProxyHeader
 }
 
 func deleteAppMetrics(app string) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/clientlimit"
 )
 
 // target is the shared state of one target of one app: its health and its
@@ -69,8 +71,9 @@ func releaseTargets(ts []*target) {
 }
 
 // appState is the state of an app that outlives a config reload: the
-// round-robin position and the connection count that max_connections
-// limits. Like targets it lives in a reference-counted pool.
+// round-robin position, the connection count that max_connections
+// limits and the per-client counts. Like targets it lives in a
+// reference-counted pool.
 type appState struct {
 	name   string
 	next   atomic.Uint64 // round-robin cursor
@@ -78,6 +81,11 @@ type appState struct {
 
 	lastReject atomic.Int64 // unix nanos of the last no-healthy-target warning
 	rejects    atomic.Int64 // no-healthy-target rejections not yet logged
+
+	// limiter enforces the per-client limits (see clientLimiter); nil
+	// until a config sets one. limiterMu guards it at Provision.
+	limiterMu sync.Mutex
+	limiter   *clientlimit.Limiter
 
 	m appMetrics
 }
