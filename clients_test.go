@@ -499,3 +499,43 @@ func lookupAppState(t testing.TB, name string) *appState {
 	}
 	return found
 }
+
+// TestBehindCaddyL4Proxy puts caddy-l4's own proxy handler, sending a
+// PROXY header, in front of an app that trusts it: the client's address
+// reaches the target in the app's own PROXY header.
+func TestBehindCaddyL4Proxy(t *testing.T) {
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) {
+			backend := newProxyProtocolBackend(t)
+			ports := freePorts(t, 2)
+			outer, inner := hostPort(ports[0]), hostPort(ports[1])
+			if err := tryLoadWith(nil, map[string]any{"apps": map[string]any{
+				"layer4": map[string]any{"servers": map[string]any{"outer": map[string]any{
+					"listen": []string{outer},
+					"routes": []any{map[string]any{"handle": []any{map[string]any{
+						"handler": "proxy", "proxy_protocol": version,
+						"upstreams": []any{map[string]any{"dial": []string{inner}}}}}}},
+				}}},
+				"tcpproxy": proxyConfig(app{"name": "inner", "ports": []int{ports[1]}, "bind": []string{"127.0.0.1"},
+					"targets": []string{backend.addr}, "proxy_protocol": "v2", "health_checks": noChecks,
+					"accept_proxy_protocol": []string{"127.0.0.1"}, "allow": []string{"127.0.0.3"}}),
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			c := dialFrom(t, "127.0.0.3", outer)
+			roundTrip(t, c, payloadSize)
+			got := backend.next(t)
+			if got.err != nil {
+				t.Fatalf("target read no PROXY header: %v", got.err)
+			}
+			if src := got.header.SourceAddr.String(); src != c.LocalAddr().String() {
+				t.Errorf("the target sees the client as %s, want %s", src, c.LocalAddr())
+			}
+			if got.payload != payloadSize {
+				t.Errorf("the target got %d bytes after the header, want %d", got.payload, payloadSize)
+			}
+			mustRefuse(t, "127.0.0.4", outer, nil) // allow applies to the address in caddy-l4's header
+		})
+	}
+}
