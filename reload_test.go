@@ -81,7 +81,7 @@ func TestConnectionReachingHandlerAfterCleanupIsStillProxied(t *testing.T) {
 	b := newBackend(t, "b")
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{App: "late", Upstreams: Upstreams{Targets: []string{b.addr}}}
+	h := &Handler{App: "late", Upstreams: Upstreams{Targets: []TargetConfig{{Address: b.addr}}}}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
