@@ -255,12 +255,12 @@ func BenchmarkByteCounterPerBurst(b *testing.B) {
 	}
 }
 
-// BenchmarkSampleRound1000Targets is one sampling round of a config with
-// 1,000 targets in 10 apps, as the sampler runs it every 10 s.
-func BenchmarkSampleRound1000Targets(b *testing.B) {
+// benchConfig is a config's running apps outside Caddy: 1,000 targets in
+// 10 apps, released when the benchmark ends.
+func benchConfig(b *testing.B, prefix string) *App {
 	a := &App{}
 	for i := range 10 {
-		name := fmt.Sprintf("bench-sample-%d", i)
+		name := fmt.Sprintf("%s-%d", prefix, i)
 		cfgs := make([]TargetConfig, 100)
 		for j := range cfgs {
 			cfgs[j] = TargetConfig{Address: fmt.Sprintf("10.0.%d.%d:80", i, j)}
@@ -269,6 +269,13 @@ func BenchmarkSampleRound1000Targets(b *testing.B) {
 		b.Cleanup(func() { releaseTargets(r.targets); releaseAppState(r.state) })
 		a.running = append(a.running, r)
 	}
+	return a
+}
+
+// BenchmarkSampleRound1000Targets is one sampling round of a config with
+// 1,000 targets in 10 apps, as the sampler runs it every 10 s.
+func BenchmarkSampleRound1000Targets(b *testing.B) {
+	a := benchConfig(b, "bench-sample")
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -280,5 +287,40 @@ func BenchmarkSampleRound1000Targets(b *testing.B) {
 			}
 		}
 		a.sample(now)
+	}
+}
+
+// BenchmarkStatusJSON1000Targets is one status request of a config with
+// 1,000 busy targets (every slot of every series non-zero): the JSON the
+// page's 2-second refreshes ask for (?history=0), and with the history,
+// which it asks for once per slot. JSON-bytes is the size of the answer.
+func BenchmarkStatusJSON1000Targets(b *testing.B) {
+	a := benchConfig(b, "bench-json")
+	now := time.Now()
+	for k := range history.Slots {
+		now = now.Add(history.Interval)
+		for _, r := range a.running {
+			for _, t := range r.targets {
+				t.total.Add(uint64(k + 1))
+				t.up.Add(float64(k+1) * 1e6)
+				t.down.Add(float64(k+1) * 1e7)
+				t.dialErrors.Add(1)
+			}
+		}
+		a.sample(now)
+	}
+	for _, withHistory := range []bool{false, true} {
+		b.Run(fmt.Sprintf("history=%v", withHistory), func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				body, err := statusJSON(a, statusOptions{history: withHistory})
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(body)
+			}
+			b.ReportMetric(float64(size), "JSON-bytes")
+		})
 	}
 }

@@ -252,7 +252,7 @@ func adaptCaddyfile(t testing.TB, text string) []byte {
 // no `route` block around it.
 func TestStatusDirectiveInCaddyfile(t *testing.T) {
 	web := newBackend(t, "web")
-	port, statusPort := freePort(t), freePort(t)
+	port, statusPort, sharedPort := freePort(t), freePort(t), freePort(t)
 	cfg := adaptCaddyfile(t, `{
 	admin off
 	persist_config off
@@ -268,6 +268,13 @@ func TestStatusDirectiveInCaddyfile(t *testing.T) {
 	bind 127.0.0.1
 	tcpproxy_status
 }
+:`+strconv.Itoa(sharedPort)+` {
+	bind 127.0.0.1
+	handle_path /tcp/* {
+		tcpproxy_status
+	}
+	respond "something else"
+}
 `)
 	if !strings.Contains(string(cfg), `"handler":"tcpproxy_status"`) {
 		t.Fatalf("adapted config has no tcpproxy_status handler: %s", cfg)
@@ -279,6 +286,18 @@ func TestStatusDirectiveInCaddyfile(t *testing.T) {
 	resp, body := httpGet(t, "GET", "http://"+hostPort(statusPort)+"/", browserHeaders)
 	if !isPage(resp, body, "caddyfile-app") {
 		t.Errorf("GET / of the Caddyfile site: %s, want the page", resp.Status)
+	}
+	// On a path of a site that serves other things too: the page, and
+	// the JSON its script fetches from the page's own path.
+	shared := "http://" + hostPort(sharedPort)
+	if resp, body := httpGet(t, "GET", shared+"/tcp/", browserHeaders); !isPage(resp, body, "caddyfile-app") {
+		t.Errorf("GET /tcp/: %s, want the page", resp.Status)
+	}
+	if _, body := httpGet(t, "GET", shared+"/tcp/?format=json&history=0", nil); decodeStatus(t, body).Apps[0].Name != "caddyfile-app" {
+		t.Errorf("GET /tcp/?format=json: %s", body)
+	}
+	if _, body := httpGet(t, "GET", shared+"/", nil); body != "something else" {
+		t.Errorf("GET / of the shared site: %q, want the other handler's answer", body)
 	}
 
 	for _, bad := range []struct{ directive, want string }{

@@ -245,8 +245,10 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 		for i := range 4 + int(3*wave) {
 			echo(t, hostPort(ports[i%2]), strings.Repeat("x", 2000+int(1500*(1+wave))*(1+k%3)))
 		}
-		if k%3 != 1 && len(held) == 0 {
-			echo(t, pg, "select 1;")
+		if len(held) == 0 { // a slower wave of queries
+			for range 1 + int(2*(1+math.Cos(float64(k)/float64(slots)*2*math.Pi))) {
+				echo(t, pg, "select * from t;")
+			}
 		}
 		clock.tick()
 	}
