@@ -92,6 +92,8 @@ func TestHistoryShowsTrafficAndRejectionsPerSlot(t *testing.T) {
 		echo(t, addr, string(make([]byte, 100)))
 	}
 	waitFor(t, 10*time.Second, "the app's last connection to end", func() bool { return st.active.Load() == 0 })
+	tg := lookupTarget(t, "hist", web.addr)
+	waitBytes(t, tg, 300, 3*104)
 	clock.tick()
 	// Slot 2: one connection held open, two rejected beyond max_connections.
 	held := dial(t, addr)
@@ -99,6 +101,7 @@ func TestHistoryShowsTrafficAndRejectionsPerSlot(t *testing.T) {
 	if _, err := bufio.NewReader(held).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
+	waitBytes(t, tg, 300, 3*104+4)
 	mustBeClosed(t, addr)
 	mustBeClosed(t, addr)
 	waitFor(t, 10*time.Second, "two max_connections rejections", func() bool {
@@ -143,6 +146,15 @@ func TestHistoryShowsTrafficAndRejectionsPerSlot(t *testing.T) {
 	}
 }
 
+// waitBytes waits for a target's byte counters to reach what the client
+// saw: a client may read bytes an instant before the relay counts them.
+func waitBytes(t testing.TB, tg *target, up, down uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%s to count %d bytes up and %d down", tg.addr, up, down), func() bool {
+		return tg.up.n.Load() == up && tg.down.n.Load() == down
+	})
+}
+
 func wantPoints(t *testing.T, name string, s []int64, want ...int64) {
 	t.Helper()
 	got := last(s, len(want))
@@ -165,6 +177,38 @@ func appStateOf(t testing.TB, name string) *appState {
 		t.Fatalf("no app state %s", name)
 	}
 	return found
+}
+
+// The rings live in the target and app state: a reload that keeps a
+// target keeps its history, and the new config's sampler goes on with it.
+func TestHistorySurvivesReload(t *testing.T) {
+	clock := newSampleClock(t, 3)
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	port := freePort(t)
+	cfg := func(bs ...*backend) any {
+		return proxyConfig(app{"name": "kept", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(bs...)})
+	}
+	admin := loadConfigWithAdmin(t, cfg(a))
+	echo(t, hostPort(port), "x")
+	clock.tick()
+	echo(t, hostPort(port), "x")
+	echo(t, hostPort(port), "x")
+	clock.tick()
+	if err := tryLoadWith(cfg(a, b), withAdmin(admin)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		echo(t, hostPort(port), "x") // one each to a and b
+	}
+	clock.tick()
+	doc := getStatus(t, admin)
+	ha, hb := doc.Apps[0].Targets[0].History, doc.Apps[0].Targets[1].History
+	if ha.Recorded != 3 || hb.Recorded != 1 {
+		t.Errorf("recorded slots: a %d, b %d; want 3 (kept across the reload) and 1", ha.Recorded, hb.Recorded)
+	}
+	wantPoints(t, "a connections", ha.Connections, 1, 2, 1)
+	wantPoints(t, "b connections", hb.Connections, 0, 0, 1)
+	wantPoints(t, "app connections", doc.Apps[0].History.Connections, 1, 2, 2)
 }
 
 // An hour of samples on the simulated clock: the window is the newest 15

@@ -115,6 +115,7 @@ func TestStatusHandlerServesPageAndJSON(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
 	echo(t, hostPort(port), "hello")
+	waitBytes(t, lookupTarget(t, "served", web.addr), 5, 4+5)
 	clock.tick()
 	base := "http://" + statusAddr
 
