@@ -67,6 +67,7 @@ type Upstreams struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	Lifecycle
+	DownPolicy
 }
 
 // Duration is a Caddy duration ("500ms", "2s", "1m30s", "1d", or an integer
