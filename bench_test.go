@@ -1,8 +1,10 @@
 package tcpproxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -20,7 +22,9 @@ func benchTargets(n int) []*target {
 	ts := make([]*target, n)
 	for i := range ts {
 		ts[i] = &target{addr: fmt.Sprintf("10.0.0.%d:80", i)}
-		ts[i].healthy.Store(i%4 != 3) // every fourth target down
+		up := i%4 != 3 // every fourth target down
+		ts[i].healthy.Store(up)
+		ts[i].eligible.Store(up)
 		ts[i].active.Store(int64(i % 3))
 	}
 	return ts
@@ -56,8 +60,9 @@ func TestPolicyPicksAllocateNothing(t *testing.T) {
 }
 
 // BenchmarkHealthRoundThousandTargets times one health round over 1,000
-// targets (half listening, half refusing); the goal is one round within
-// one probe timeout, because targets are probed concurrently.
+// targets with a send/expect probe (half answering, half refusing); the
+// goal is one round within one probe timeout, because targets are probed
+// concurrently: rounds-per-timeout must stay below 1.
 func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	const n = 1000
 	addrs := make([]string, 0, n)
@@ -67,7 +72,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { ln.Close() })
-		go acceptAndClose(ln)
+		go answerLines(ln, "# Replication\r\nrole:master\r\n")
 		addrs = append(addrs, ln.Addr().String())
 	}
 	for _, p := range freePorts(b, n/2) {
@@ -76,25 +81,58 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	ts := acquireTargets("bench-health", addrs)
 	defer releaseTargets(ts)
 	timeout := 2 * time.Second
-	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
-		cfg: HealthChecks{Timeout: Duration(timeout), Rise: 1, Fall: 1}}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		hc.round(context.Background(), 0)
+	u := Upstreams{HealthChecks: &HealthChecks{Timeout: Duration(timeout), Send: "info replication\r\n", Expect: "role:master"}}
+	u = u.withDefaults()
+	p, err := u.HealthChecks.prober("", appErrorf("bench-health"))
+	if err != nil {
+		b.Fatal(err)
 	}
-	perRound := time.Since(start) / time.Duration(b.N)
-	b.ReportMetric(float64(perRound.Milliseconds()), "ms/round")
-	b.ReportMetric(perRound.Seconds()/timeout.Seconds(), "rounds-per-timeout")
+	hc := newHealthChecker("bench-health", ts, u, p, zap.NewNop())
+	ctx := context.Background()
+	now := time.Now()
+	var worst time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		now = now.Add(time.Hour) // every target due
+		start := time.Now()
+		hc.launchDue(ctx, now)
+		hc.probes.Wait()
+		worst = max(worst, time.Since(start))
+	}
+	b.StopTimer()
+	up := 0
+	for _, t := range ts {
+		if t.healthy.Load() {
+			up++
+		}
+	}
+	if up != n/2 {
+		b.Fatalf("%d targets up after the rounds, want the %d that answer", up, n/2)
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms/round")
+	b.ReportMetric(worst.Seconds()/timeout.Seconds(), "rounds-per-timeout")
 }
 
-func acceptAndClose(ln net.Listener) {
+// answerLines answers every line a connection sends with answer, until
+// the connection closes.
+func answerLines(ln net.Listener, answer string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		c.Close()
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, answer); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }
 

@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// A policy picks a healthy target for a new connection, or nil when none is
-// healthy. It runs on every connection: it must not allocate or lock.
+// A policy picks an eligible target for a new connection (healthy, or
+// open for a passive retry: see refreshEligibilityLocked), or nil when none
+// is. It runs on every connection: it must not allocate or lock.
 // cursor is the app's round-robin position, shared by all its ports.
 type policy func(ts []*target, cursor *appState) *target
 
@@ -32,14 +33,14 @@ func policyNames() string {
 func roundRobin(ts []*target, s *appState) *target {
 	k := 0
 	for _, t := range ts {
-		if t.healthy.Load() {
+		if t.eligible.Load() {
 			k++
 		}
 	}
 	if k == 0 {
 		return nil
 	}
-	return nthMatching(ts, int((s.next.Add(1)-1)%uint64(k)), func(t *target) bool { return t.healthy.Load() })
+	return nthMatching(ts, int((s.next.Add(1)-1)%uint64(k)), func(t *target) bool { return t.eligible.Load() })
 }
 
 // leastConn takes the healthy target with the fewest active connections;
@@ -48,7 +49,7 @@ func leastConn(ts []*target, s *appState) *target {
 	var least int64 = -1
 	ties := 0
 	for _, t := range ts {
-		if !t.healthy.Load() {
+		if !t.eligible.Load() {
 			continue
 		}
 		switch a := t.active.Load(); {
@@ -62,7 +63,7 @@ func leastConn(ts []*target, s *appState) *target {
 		return nil
 	}
 	return nthMatching(ts, int((s.next.Add(1)-1)%uint64(ties)), func(t *target) bool {
-		return t.healthy.Load() && t.active.Load() == least
+		return t.eligible.Load() && t.active.Load() == least
 	})
 }
 

@@ -152,8 +152,9 @@ func readLog(t *testing.T, proc *caddyProc) string {
 }
 
 type statusTarget struct {
-	Address string `json:"address"`
-	Healthy bool   `json:"healthy"`
+	Address   string `json:"address"`
+	Healthy   bool   `json:"healthy"`
+	LastError string `json:"last_error"`
 }
 
 // targetStatus reads a target's row from GET /tcpproxy/status; ok is false
