@@ -178,3 +178,16 @@ func TestBadHealthProbeCaddyfile(t *testing.T) {
 		assertErrorMentions(t, err, `app "web"`, c.want)
 	}
 }
+
+// The probe examples (README: Redis primary, Patroni) load, and the
+// Caddyfile and the native JSON describe the same apps.
+func TestHealthProbeExamplesAdaptToSameConfig(t *testing.T) {
+	want := mustLoadExample(t, formatNative, "examples/health-probes.json")
+	got := mustLoadExample(t, formatCaddyfile, "examples/health-probes.Caddyfile")
+	if appJSON(t, got) != appJSON(t, want) {
+		t.Errorf("examples/health-probes.Caddyfile adapts to\n%s\nbut examples/health-probes.json is\n%s", appJSON(t, got), appJSON(t, want))
+	}
+	if len(want.Apps) != 2 || want.Apps[0].HealthChecks.Expect != "role:master" || want.Apps[1].HealthChecks.Port != 8008 {
+		t.Errorf("examples/health-probes.json: want the redis and postgres apps, got %s", appJSON(t, want))
+	}
+}

@@ -126,6 +126,7 @@ func TestRedisPrimaryProbeFollowsFailover(t *testing.T) {
 		!strings.Contains(st.LastError, `role:slave`) {
 		t.Errorf("replica's last_error %q: want what was expected and what came", st.LastError)
 	}
+	t.Logf("the replica's last_error: %s", tr.status().LastError)
 	for i := 0; i < 20; i++ {
 		if got, err := redisServedBy(hostPort(port)); err != nil || got != primaryPort {
 			t.Fatalf("client %d: served by %q (%v), want the primary %s", i, got, err, primaryPort)
