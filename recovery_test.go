@@ -233,3 +233,31 @@ func newProbeServer(t *testing.T, answer string, hold bool) *probeServer {
 	}()
 	return s
 }
+
+// A target that active probes marked down, kept by a reload to a config
+// with checks disabled, is tried again after down_interval: no probe will
+// bring it back, and its state survives the reload.
+func TestReloadToChecksDisabledRetriesDownTarget(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	b.stop()
+	port := freePort(t)
+	cfg := func(hc map[string]any) map[string]any {
+		return proxyConfig(app{"name": "switch", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": addrs(a, b), "health_checks": hc})
+	}
+	loadConfig(t, cfg(map[string]any{"interval": "1h", "down_interval": "1h", "timeout": "1s"}))
+	tb := lookupTarget(t, "switch", b.addr)
+	waitFor(t, 10*time.Second, "the probes to mark b down", func() bool { return !tb.healthy.Load() })
+	b.restart()
+	if err := tryLoad(cfg(map[string]any{"disabled": true, "down_interval": "200ms"})); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := time.Now()
+	waitFor(t, 10*time.Second, "b to take connections again", func() bool {
+		return tryGreeting(t, hostPort(port)) == "b"
+	})
+	t.Logf("b served again %s after the reload", time.Since(reloaded).Round(time.Millisecond))
+	if !tb.healthy.Load() {
+		t.Error("b served a connection but is not marked up")
+	}
+}
