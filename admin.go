@@ -20,6 +20,8 @@ func init() {
 //   - `GET /tcpproxy/status`: every app with its ports, load-balancing
 //     policy and targets (health, connection counts, last probe and
 //     error), as JSON;
+//   - `POST /tcpproxy/targets`: sets a target's runtime state (ready,
+//     drain, maint), see handleTargets;
 //   - `GET /tcpproxy/` (or `/tcpproxy/status` asked for with
 //     `Accept: text/html`): the same as a self-contained HTML page that
 //     refreshes itself every 2 seconds.
@@ -41,6 +43,7 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/tcpproxy/status", Handler: caddy.AdminHandlerFunc(handleStatus)},
+		{Pattern: "/tcpproxy/targets", Handler: caddy.AdminHandlerFunc(handleTargets)},
 		{Pattern: "/tcpproxy/", Handler: caddy.AdminHandlerFunc(handleStatusPage)},
 	}
 }
@@ -71,9 +74,14 @@ func handleStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, body)
+}
+
+// writeJSON writes an encoded JSON answer that no cache may keep.
+func writeJSON(w http.ResponseWriter, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, err = w.Write(append(body, '\n'))
+	_, err := w.Write(append(body, '\n'))
 	return err
 }
 
@@ -183,7 +191,7 @@ h2 { font-size: 1.15em; margin: 1.6em 0 .2em; }
 p.footer { margin-top: 2em; }
 #updated.stale { color: #b00020; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; background: #fff; table-layout: fixed; }
-col.addr { width: 15em; } col.state { width: 6.5em; } col.num { width: 6em; } col.time { width: 7.5em; } col.streak { width: 11em; }
+col.addr { width: 17em; } col.state { width: 6.5em; } col.num { width: 6em; } col.time { width: 7.5em; } col.streak { width: 11em; }
 th, td { text-align: left; padding: .35em .7em; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }
 th { background: #eee; font-weight: 600; }
 th.num { text-align: right; }
@@ -193,6 +201,11 @@ tr.down { background: #ffebee; }
 .state { font-weight: 700; padding: .1em .5em; border-radius: 3px; color: #fff; white-space: nowrap; }
 tr.up .state { background: #2e7d32; }
 tr.down .state { background: #c62828; }
+tr.drain { background: #fff3e0; }
+tr.drain .state { background: #e65100; }
+tr.maint { background: #eceff1; color: #546e7a; }
+tr.maint .state { background: #546e7a; }
+.tag { font-size: .8em; padding: 0 .4em; border: 1px solid #90a4ae; border-radius: 3px; color: #455a64; margin-left: .4em; }
 td.error { color: #b00020; font-family: ui-monospace, monospace; font-size: .92em; }
 </style>
 </head>
@@ -207,7 +220,7 @@ const statusPageTail = `</script>
 <script>
 "use strict";
 // Each column: its title and its <col> class (the width).
-const columns = [["Target", "addr"], ["State", "state"], ["Active", "num"], ["Total", "num"],
+const columns = [["Target", "addr"], ["State", "state"], ["Weight", "num"], ["Active", "num"], ["Total", "num"],
   ["Last check", "time"], ["Streak ok / failed", "streak"], ["Last error", "error"]];
 let refreshes = 0;
 
@@ -226,9 +239,9 @@ function appSection(app) {
   const s = el("section");
   s.dataset.app = app.name;
   s.append(el("h2", app.name));
-  const up = app.targets.filter(t => t.healthy).length;
+  const up = app.targets.filter(t => t.healthy && t.state === "ready").length;
   s.append(el("p", "ports " + app.ports.join(", ") + " \u00b7 " + app.lb_policy + " \u00b7 " +
-    up + " of " + app.targets.length + " targets up", up < app.targets.length ? "meta down" : "meta"));
+    up + " of " + app.targets.length + " targets taking connections", up < app.targets.length ? "meta down" : "meta"));
   const table = el("table");
   const cols = el("colgroup");
   const head = el("tr");
@@ -238,12 +251,18 @@ function appSection(app) {
   }
   table.append(cols, head);
   for (const t of app.targets) {
-    const row = el("tr", undefined, t.healthy ? "up" : "down");
+    // A drained or maintained target shows its admin state first.
+    const health = t.healthy ? "UP" : "DOWN";
+    const ready = t.state === "ready";
+    const row = el("tr", undefined, ready ? health.toLowerCase() : t.state);
     row.dataset.target = t.address;
-    row.append(el("td", t.address));
+    const addr = el("td", t.address);
+    if (t.backup) addr.append(el("span", "backup", "tag"));
+    row.append(addr);
     const state = el("td");
-    state.append(el("span", t.healthy ? "UP" : "DOWN", "state"));
+    state.append(el("span", ready ? health : t.state.toUpperCase() + (t.healthy ? "" : " \u00b7 DOWN"), "state"));
     row.append(state);
+    row.append(el("td", t.weight, "num"));
     row.append(el("td", t.active_connections, "num"));
     row.append(el("td", t.total_connections, "num"));
     row.append(el("td", t.last_check ? clock(new Date(t.last_check)) : "never"));

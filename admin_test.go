@@ -23,6 +23,9 @@ type statusDoc struct {
 		Targets  []struct {
 			Address              string    `json:"address"`
 			Healthy              bool      `json:"healthy"`
+			State                string    `json:"state"`
+			Weight               int       `json:"weight"`
+			Backup               bool      `json:"backup"`
 			ActiveConnections    int64     `json:"active_connections"`
 			TotalConnections     uint64    `json:"total_connections"`
 			LastError            string    `json:"last_error"`

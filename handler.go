@@ -12,6 +12,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
@@ -38,7 +39,7 @@ type Handler struct {
 	// retryAfter is down_interval when the app has no active checks: a
 	// target a failed dial marks down is tried again that long after.
 	retryAfter time.Duration
-	pick       policy
+	bal        *balance.Balancer
 	dialer     net.Dialer
 	timeouts   relay.Timeouts
 	logger     *zap.Logger
@@ -85,13 +86,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if hc.Disabled {
 		h.retryAfter = time.Duration(hc.DownInterval)
 	}
-	h.pick = policies[h.cfg.LBPolicy]
 	h.dialer = net.Dialer{Timeout: time.Duration(h.cfg.DialTimeout),
 		KeepAlive: -1, KeepAliveConfig: h.cfg.Keepalive.keepAliveConfig()}
 	h.timeouts = h.cfg.timeouts()
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
 	h.targets = acquireTargets(h.App, h.cfg.Targets)
+	bal, err := balance.New(h.cfg.LBPolicy, &h.state.next)
+	if err != nil {
+		return appErrorf(h.App)("lb_policy", "%v", err)
+	}
+	bal.SetMembers(members(h.targets, h.cfg.Targets))
+	h.bal = bal
 	if !hc.Disabled && !h.managed {
 		h.checker = newHealthChecker(h.App, h.targets, h.cfg, prober, h.logger)
 	}
@@ -152,7 +158,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		}
 	}()
 	h.checksOnce.Do(h.start)
-	s := session{cx: cx, accepted: time.Now()}
+	s := session{cx: cx, accepted: time.Now(), client: addrPort(cx.RemoteAddr())}
 	st := h.state
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
@@ -168,10 +174,10 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 	t.total.Add(1)
 	t.m.connections.Inc()
-	t.active.Add(1)
+	t.node.Active.Add(1)
 	t.m.active.Inc()
 	defer func() {
-		t.active.Add(-1)
+		t.node.Active.Add(-1)
 		t.m.active.Dec()
 	}()
 	h.proxy(cx, up, t, &s)
@@ -190,10 +196,11 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 func (h *Handler) dial(s *session) (net.Conn, *target) {
 	reason := reasonNoHealthyTarget
 	for range h.targets {
-		t := h.pick(h.targets, h.state)
-		if t == nil {
+		n := h.bal.Pick(s.client.Addr())
+		if n == nil {
 			break
 		}
+		t := n.Owner.(*target)
 		if !t.healthy.Load() && !t.claimTrial() {
 			continue // down, and another connection is trying it: pick again
 		}

@@ -80,10 +80,14 @@ func (hc *healthChecker) run(ctx context.Context) {
 // launchDue starts a probe of every target due at now whose probe is not
 // running, and returns when to look again: when the next target falls
 // due, and at the latest down_interval from now, by when a target that a
-// failed dial marked down meanwhile is due.
+// failed dial marked down (or that left maintenance) meanwhile is due.
+// Targets in maintenance are not probed.
 func (hc *healthChecker) launchDue(ctx context.Context, now time.Time) time.Time {
 	next := now.Add(hc.downInterval)
 	for _, t := range hc.targets {
+		if !t.probed() {
+			continue
+		}
 		due := t.nextProbe(hc.interval, hc.downInterval)
 		if due.After(now) {
 			if due.Before(next) {

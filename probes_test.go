@@ -303,7 +303,7 @@ func TestHTTPProbeOnSeparatePort(t *testing.T) {
 			name := ap["name"].(string)
 			in, out := map[string]*backend{"a": a, "b": b}[want], map[string]*backend{"a": b, "b": a}[want]
 			waitFor(t, 10*time.Second, "app "+name+" to take "+out.name+" out and "+in.name+" in", func() bool {
-				return !lookupTarget(t, name, out.addr).eligible.Load() && lookupTarget(t, name, in.addr).eligible.Load()
+				return !lookupTarget(t, name, out.addr).node.Eligible() && lookupTarget(t, name, in.addr).node.Eligible()
 			})
 			p := ap["ports"].([]int)[0]
 			for i := 0; i < 4; i++ {

@@ -90,7 +90,7 @@ func TestLeastConnFollowsActiveConnectionCounts(t *testing.T) {
 	held[0].Close()
 	held = held[1:]
 	waitFor(t, 5*time.Second, "the proxy to see the closed connection", func() bool {
-		return lookupTarget(t, "lc", map[string]string{"a": a.addr, "b": b.addr}[first]).active.Load() == 0
+		return lookupTarget(t, "lc", map[string]string{"a": a.addr, "b": b.addr}[first]).node.Active.Load() == 0
 	})
 	for i := 0; i < 3; i++ {
 		if got := open(); got != first && i == 0 {

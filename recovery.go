@@ -31,7 +31,7 @@ func (t *target) armRetryLocked(d time.Duration) {
 	gen := r.gen
 	r.armed, r.open = true, false
 	r.timer = time.AfterFunc(d, func() { t.retryDue(gen) })
-	t.refreshEligibilityLocked()
+	t.updateEligibleLocked()
 }
 
 // disarmRetryLocked cancels any retry: the target is up, or active probes
@@ -46,7 +46,7 @@ func (t *target) disarmRetryLocked() {
 	wasOpen := r.open
 	r.armed, r.open, r.trial = false, false, false
 	if wasOpen {
-		t.refreshEligibilityLocked()
+		t.updateEligibleLocked()
 	}
 }
 
@@ -59,7 +59,7 @@ func (t *target) retryDue(gen uint64) {
 		return
 	}
 	r.armed, r.open = false, true
-	t.refreshEligibilityLocked()
+	t.updateEligibleLocked()
 }
 
 // ensureRetry arms a retry after d for a target that is down with none
@@ -84,7 +84,7 @@ func (t *target) claimTrial() bool {
 		return false
 	}
 	r.open, r.trial = false, true
-	t.refreshEligibilityLocked()
+	t.updateEligibleLocked()
 	return true
 }
 
@@ -108,6 +108,6 @@ func (t *target) trialAborted() {
 	defer t.mu.Unlock()
 	if r := &t.retry; r.trial {
 		r.trial, r.open = false, true
-		t.refreshEligibilityLocked()
+		t.updateEligibleLocked()
 	}
 }

@@ -50,7 +50,7 @@ func TestPassiveRecoveryChecksDisabled(t *testing.T) {
 		t.Fatalf("connection to a stopped target answered %q", got)
 	}
 	failedAt := time.Now()
-	if ta.healthy.Load() || ta.eligible.Load() {
+	if ta.healthy.Load() || ta.node.Eligible() {
 		t.Fatal("a failed dial did not mark the target down")
 	}
 	a.restart()

@@ -132,11 +132,12 @@ func withBrowsableAdmin(adminAddr string) map[string]any {
 func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 	chromiumPath(t)
 	web1, web2, db := newBackend(t, "web-1"), newBackend(t, "web-2"), newBackend(t, "db")
+	web3 := newBackend(t, "web-3")
 	ports := freePorts(t, 3)
 	bind := []string{"127.0.0.1"}
 	admin := hostPort(freePort(t))
 	if err := tryLoadWith(proxyConfig(
-		app{"name": "five-thousand", "ports": ports[:2], "bind": bind, "targets": addrs(web1, web2),
+		app{"name": "five-thousand", "ports": ports[:2], "bind": bind, "targets": addrs(web1, web2, web3),
 			"health_checks": map[string]any{"interval": "100ms", "timeout": "500ms"}},
 		app{"name": "postgres", "ports": ports[2:], "bind": bind, "targets": addrs(db), "lb_policy": "least_conn"},
 	), withBrowsableAdmin(admin)); err != nil {
@@ -146,6 +147,7 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		echo(t, hostPort(ports[i%2]), "hello")
 	}
+	mustSetState(t, admin, "five-thousand", web3.addr, "drain", false)
 	held := dial(t, hostPort(ports[2]))
 	defer held.Close()
 	web2.stop()
@@ -153,7 +155,7 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 		return !lookupTarget(t, "five-thousand", web2.addr).healthy.Load()
 	})
 	waitFor(t, 10*time.Second, "the held connection to be proxied", func() bool {
-		return lookupTarget(t, "postgres", db.addr).active.Load() == 1
+		return lookupTarget(t, "postgres", db.addr).node.Active.Load() == 1
 	})
 
 	// The virtual time budget lets the 2 s refresh run twice; virtual time
@@ -169,6 +171,7 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 	}{
 		{web1.addr, "up", "UP"},
 		{web2.addr, "down", "DOWN"},
+		{web3.addr, "drain", "DRAIN"},
 		{db.addr, "up", "UP"},
 	} {
 		row, ok := rows[want.addr]
@@ -196,6 +199,7 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 		"up row":     {0xe8, 0xf5, 0xe9, 0xff},
 		"down row":   {0xff, 0xeb, 0xee, 0xff},
 		"DOWN badge": {0xc6, 0x28, 0x28, 0xff},
+		"drain row":  {0xff, 0xf3, 0xe0, 0xff},
 	} {
 		if counts[c] < 100 {
 			t.Errorf("screenshot %s: %d pixels of the %s colour %v, want a visible area", shot, counts[c], name, c)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 )
 
 // target is the shared state of one target of one app: its health and its
@@ -17,16 +19,22 @@ type target struct {
 	app  string
 	addr string // as configured: resolved at each dial
 
+	// node is what the load balancers read: whether the target is
+	// eligible (healthy and ready) and its active connection count.
+	node *balance.Node
+
 	healthy atomic.Bool
-	// eligible says whether new connections may go to the target; only
-	// refreshEligibilityLocked sets it.
-	eligible atomic.Bool
+	state   atomic.Uint32 // a targetState: set through the admin API
 	// probing is held by the one active probe of the target running now,
 	// whichever config's checker started it: a target is never probed
 	// twice at once, even while a reload overlaps two configs.
 	probing atomic.Bool
-	active  atomic.Int64  // connections being proxied now
 	total   atomic.Uint64 // connections proxied since the target appeared
+
+	// The weight and backup flag of the last config that provisioned
+	// the target, for the status API.
+	weight atomic.Int32
+	backup atomic.Bool
 
 	// mu guards the health bookkeeping below; health rounds and passive
 	// failures take it, the data path never does.
@@ -36,7 +44,7 @@ type target struct {
 	lastError  string
 	lastCheck  time.Time
 	lastChange time.Time
-	probed     time.Time // start of the last probe that counted or was skipped: the schedule's base
+	probeStart time.Time // start of the last probe that counted or was skipped: the schedule's base
 	passiveAt  time.Time // the last failed dial while proxying
 	retry      passiveRetry
 
@@ -59,19 +67,33 @@ func (t *target) Destruct() error {
 	return nil
 }
 
-// acquireTargets returns the shared state of each address of app, creating
-// the ones not seen before (they start healthy). Release with
-// releaseTargets.
-func acquireTargets(app string, addrs []string) []*target {
-	out := make([]*target, len(addrs))
-	for i, addr := range addrs {
-		v, _, _ := targets.LoadOrNew(targetKey{app, addr}, func() (caddy.Destructor, error) {
-			t := &target{app: app, addr: addr, lastChange: time.Now(), m: newTargetMetrics(app, addr)}
+// acquireTargets returns the shared state of each target of app, creating
+// the ones not seen before (they start healthy and ready), and records
+// their configured weight and backup flag. Release with releaseTargets.
+func acquireTargets(app string, cfgs []TargetConfig) []*target {
+	out := make([]*target, len(cfgs))
+	for i, c := range cfgs {
+		v, _, _ := targets.LoadOrNew(targetKey{app, c.Address}, func() (caddy.Destructor, error) {
+			t := &target{app: app, addr: c.Address, node: balance.NewNode(c.Address), lastChange: time.Now(),
+				m: newTargetMetrics(app, c.Address)}
+			t.node.Owner = t
 			t.healthy.Store(true)
-			t.eligible.Store(true)
 			return t, nil
 		})
-		out[i] = v.(*target)
+		t := v.(*target)
+		t.weight.Store(int32(c.weight()))
+		t.backup.Store(c.Backup)
+		out[i] = t
+	}
+	return out
+}
+
+// members are the targets as a balancer's members, with the weights and
+// backup flags of cfgs (the same targets, in the same order).
+func members(ts []*target, cfgs []TargetConfig) []balance.Member {
+	out := make([]balance.Member, len(ts))
+	for i, t := range ts {
+		out[i] = balance.Member{Node: t.node, Weight: cfgs[i].weight(), Backup: cfgs[i].Backup}
 	}
 	return out
 }
@@ -81,6 +103,47 @@ func releaseTargets(ts []*target) {
 		_, _ = targets.Delete(targetKey{t.app, t.addr})
 	}
 }
+
+// targetState is what an operator set through the admin API (SPEC.md,
+// "Runtime target state"): ready targets take new connections; drained
+// ones do not but are still probed; targets in maintenance are neither.
+// Established connections run on in every state.
+type targetState uint32
+
+const (
+	stateReady targetState = iota
+	stateDrain
+	stateMaint
+)
+
+var stateNames = [...]string{stateReady: "ready", stateDrain: "drain", stateMaint: "maint"}
+
+func (s targetState) String() string { return stateNames[s] }
+
+// parseState returns the state named s.
+func parseState(s string) (targetState, bool) {
+	for i, n := range stateNames {
+		if n == s {
+			return targetState(i), true
+		}
+	}
+	return 0, false
+}
+
+// setState sets the target's admin state and reports whether it changed.
+func (t *target) setState(s targetState) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if targetState(t.state.Swap(uint32(s))) == s {
+		return false
+	}
+	t.updateEligibleLocked()
+	return true
+}
+
+// probed reports whether health probes are due to the target: not while
+// it is in maintenance.
+func (t *target) probed() bool { return targetState(t.state.Load()) != stateMaint }
 
 // appState is the state of an app that outlives a config reload: the
 // round-robin position and the connection count that max_connections
@@ -128,7 +191,7 @@ func armRetries(ts []*target, after time.Duration) {
 func (t *target) probeResult(start time.Time, err error, rise, fall int) (changed, confirmedDown bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.probed = start
+	t.probeStart = start
 	t.lastCheck = time.Now()
 	t.disarmRetryLocked() // active probes bring the target back, not a retry
 	if err != nil {
@@ -152,7 +215,7 @@ func (t *target) probeResult(start time.Time, err error, rise, fall int) (change
 // for a reason local to this machine): only the schedule moves on.
 func (t *target) probeSkipped(start time.Time) {
 	t.mu.Lock()
-	t.probed = start
+	t.probeStart = start
 	t.mu.Unlock()
 }
 
@@ -163,12 +226,12 @@ func (t *target) nextProbe(interval, down time.Duration) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.healthy.Load() {
-		if t.probed.IsZero() {
+		if t.probeStart.IsZero() {
 			return time.Time{}
 		}
-		return t.probed.Add(interval)
+		return t.probeStart.Add(interval)
 	}
-	base := t.probed
+	base := t.probeStart
 	if t.passiveAt.After(base) {
 		base = t.passiveAt
 	}
@@ -208,21 +271,26 @@ func (t *target) setHealthyLocked(up bool) bool {
 	} else {
 		t.m.healthy.Set(0)
 	}
-	t.refreshEligibilityLocked()
+	t.updateEligibleLocked()
 	return true
 }
 
-// refreshEligibilityLocked decides whether new connections may go to the
-// target: when it is healthy, or when it is down but a passive retry is
-// open (see passiveRetry). It is the one place that decides.
-func (t *target) refreshEligibilityLocked() {
-	t.eligible.Store(t.healthy.Load() || t.retry.open)
+// updateEligibleLocked tells the balancers whether the target takes new
+// connections: it does when it is ready and healthy, or ready and down
+// with a passive retry open (see passiveRetry). This is the one place that
+// decides it.
+func (t *target) updateEligibleLocked() {
+	up := t.healthy.Load() || t.retry.open
+	t.node.SetEligible(up && targetState(t.state.Load()) == stateReady)
 }
 
 // targetStatus is a target's row in the status API.
 type targetStatus struct {
 	Address              string    `json:"address"`
 	Healthy              bool      `json:"healthy"`
+	State                string    `json:"state"`
+	Weight               int       `json:"weight"`
+	Backup               bool      `json:"backup"`
 	ActiveConnections    int64     `json:"active_connections"`
 	TotalConnections     uint64    `json:"total_connections"`
 	LastError            string    `json:"last_error"`
@@ -238,7 +306,10 @@ func (t *target) status() targetStatus {
 	return targetStatus{
 		Address:              t.addr,
 		Healthy:              t.healthy.Load(),
-		ActiveConnections:    t.active.Load(),
+		State:                targetState(t.state.Load()).String(),
+		Weight:               int(t.weight.Load()),
+		Backup:               t.backup.Load(),
+		ActiveConnections:    t.node.Active.Load(),
 		TotalConnections:     t.total.Load(),
 		LastError:            t.lastError,
 		LastCheck:            t.lastCheck,
