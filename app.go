@@ -173,7 +173,7 @@ func (a *App) Start() error {
 		go func(hc *healthChecker) {
 			defer a.wg.Done()
 			hc.run(ctx)
-		}(newHealthChecker(r.name, r.targets, r.settings, r.prober, a.logger))
+		}(newHealthChecker(r.targets, r.settings, r.prober, a.logger))
 	}
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil

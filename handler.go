@@ -99,7 +99,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	bal.SetMembers(members(h.targets, h.cfg.Targets))
 	h.bal = bal
 	if !hc.Disabled && !h.managed {
-		h.checker = newHealthChecker(h.App, h.targets, h.cfg, prober, h.logger)
+		h.checker = newHealthChecker(h.targets, h.cfg, prober, h.logger)
 	}
 	return nil
 }

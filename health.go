@@ -22,7 +22,6 @@ import (
 // Targets probed in the same pass share their next due time, so a round
 // over many targets stays one pass.
 type healthChecker struct {
-	app          string
 	targets      []*target
 	interval     time.Duration
 	downInterval time.Duration
@@ -42,10 +41,10 @@ type healthChecker struct {
 
 // newHealthChecker returns the checker of an app's targets; u has its
 // defaults filled and p is its compiled probe.
-func newHealthChecker(app string, targets []*target, u Upstreams, p *probe.Prober, logger *zap.Logger) *healthChecker {
+func newHealthChecker(targets []*target, u Upstreams, p *probe.Prober, logger *zap.Logger) *healthChecker {
 	hc := u.HealthChecks
 	return &healthChecker{
-		app: app, targets: targets,
+		targets:  targets,
 		interval: time.Duration(hc.Interval), downInterval: time.Duration(hc.DownInterval),
 		rise: hc.Rise, fall: hc.Fall,
 		prober: p, closeOnDown: u.CloseOnDown, logger: logger,
