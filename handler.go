@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
@@ -162,7 +163,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	st := h.state
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
-		st.m.maxConns.Inc()
+		st.countRejection(reasonMaxConnections)
 		h.logRejected(&s, reasonMaxConnections)
 		return nil
 	}
@@ -224,6 +225,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			return nil, nil
 		}
 		reason = reasonDialFailed
+		t.dialErrors.Add(1)
 		t.m.dialErrors.Inc()
 		if t.dialFailed(err, h.retryAfter) {
 			logTransition(h.logger, t, err)
@@ -239,7 +241,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 // second per app, with the error.
 func (h *Handler) localFailure(s *session, t *target, err error) {
 	st := h.state
-	st.m.dialFailed.Inc()
+	st.countRejection(reasonDialFailed)
 	if n, ok := st.localLog.allow(); ok {
 		h.logger.Warn("dial failed on this machine: client rejected, target state unchanged",
 			zap.String("app", h.App), zap.String("target", t.addr), zap.Error(err), zap.Int64("rejected_since_last_warning", n))
@@ -249,20 +251,16 @@ func (h *Handler) localFailure(s *session, t *target, err error) {
 
 // reject counts a connection closed for lack of a target and warns at most
 // once per app per second, with the number of rejections since.
-func (h *Handler) reject(reason string) {
+func (h *Handler) reject(reason history.Reason) {
 	st := h.state
-	if reason == reasonDialFailed {
-		st.m.dialFailed.Inc()
-	} else {
-		st.m.noHealthy.Inc()
-	}
+	st.countRejection(reason)
 	n, ok := st.rejectLog.allow()
 	if !ok {
-		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason))
+		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason.String()))
 		return
 	}
 	h.logger.Warn("connection rejected: no target could be reached",
-		zap.String("app", h.App), zap.String("reason", reason), zap.Int64("rejected_since_last_warning", n))
+		zap.String("app", h.App), zap.String("reason", reason.String()), zap.Int64("rejected_since_last_warning", n))
 }
 
 // Interface guards.
