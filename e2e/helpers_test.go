@@ -129,11 +129,12 @@ type appCfg struct {
 }
 
 type healthCfg struct {
-	Interval string `json:"interval,omitempty"`
-	Timeout  string `json:"timeout,omitempty"`
-	Rise     int    `json:"rise,omitempty"`
-	Fall     int    `json:"fall,omitempty"`
-	Disabled bool   `json:"disabled,omitempty"`
+	Interval     string `json:"interval,omitempty"`
+	DownInterval string `json:"down_interval,omitempty"`
+	Timeout      string `json:"timeout,omitempty"`
+	Rise         int    `json:"rise,omitempty"`
+	Fall         int    `json:"fall,omitempty"`
+	Disabled     bool   `json:"disabled,omitempty"`
 }
 
 // proxyCfg is the tcpproxy app (apps.tcpproxy).
