@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -16,6 +17,7 @@ import (
 // in as the handler goes. It lives on the handler's stack.
 type session struct {
 	cx                   *layer4.Connection
+	client               netip.AddrPort // the client's address
 	accepted             time.Time
 	dialStart, connected time.Time // first dial attempt, and success
 	attempts             int
@@ -23,17 +25,22 @@ type session struct {
 	reason               relay.Reason
 	bytesUp, bytesDown   int64 // client → target, target → client
 
-	// client is the client's address: the socket's peer, or the source
-	// of the PROXY header a trusted source sent. Set first thing in
-	// Handle; the checks, the target choice, the access log and the
-	// PROXY header sent to the target all take it from here.
-	client netip.AddrPort
 	// dest is the destination of an accepted PROXY header, passed on in
 	// the one sent to the target; zero otherwise (ours is passed on).
 	dest netip.AddrPort
 	// early are client bytes read along with its PROXY header: they go
 	// to the target before the relay starts.
 	early []byte
+}
+
+// addrPort is a TCP address as a netip.AddrPort, an IPv4-mapped IPv6
+// address as its IPv4 address; the zero AddrPort if a is not TCP.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
 }
 
 // accessLogger returns the logger of an app's access log: named
@@ -58,7 +65,7 @@ func (h *Handler) logClosed(s *session) {
 
 // logRejected writes the access log entry of a client that was never
 // proxied: WARN when no target could be reached, INFO otherwise.
-func (h *Handler) logRejected(s *session, reason string) {
+func (h *Handler) logRejected(s *session, reason history.Reason) {
 	if h.access == nil {
 		return
 	}
@@ -67,17 +74,17 @@ func (h *Handler) logRejected(s *session, reason string) {
 		level = zapcore.WarnLevel
 	}
 	if ce := h.access.Check(level, "connection closed"); ce != nil {
-		h.writeEntry(ce, s, reason)
+		h.writeEntry(ce, s, reason.String())
 	}
 }
 
 // writeEntry writes the fields of SPEC.md's access log.
 func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, s *session, reason string) {
 	var remoteIP string
-	var localPort int
 	if s.client.IsValid() {
 		remoteIP = s.client.Addr().String()
 	}
+	var localPort int
 	if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
 		localPort = a.Port
 	}

@@ -7,11 +7,14 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 )
 
 // App is the Caddy app `tcpproxy`: a set of TCP apps, each listening on
@@ -32,7 +35,8 @@ type App struct {
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the health checks and the history sampler
+	sampled atomic.Int64   // the newest history slot sampled (history.go)
 	logger  *zap.Logger
 }
 
@@ -70,10 +74,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	for _, app := range a.Apps {
 		u := app.Upstreams.withDefaults()
+		p, err := u.HealthChecks.prober(u.ProxyProtocol, app.errorf)
+		if err != nil {
+			return err
+		}
 		a.running = append(a.running, &runningApp{
 			name:     app.Name,
 			ports:    app.Ports,
 			settings: u,
+			prober:   p,
+			state:    acquireAppState(app.Name),
 			targets:  acquireTargets(app.Name, u.Targets),
 		})
 	}
@@ -92,18 +102,15 @@ func withManagingApp(ctx caddy.Context, a *App) caddy.Context {
 	return ctx
 }
 
-// runningApp is an app of this config with the shared state of its
-// targets, for the health checks and the status API.
+// runningApp is an app of this config with the shared state of the app
+// and its targets, for the health checks, the history and the status API.
 type runningApp struct {
 	name     string
 	ports    []PortRange
 	settings Upstreams // with defaults
+	prober   *probe.Prober
+	state    *appState
 	targets  []*target
-}
-
-func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
-	return &healthChecker{app: r.name, targets: r.targets, cfg: *r.settings.HealthChecks,
-		proxyProtocol: r.settings.ProxyProtocol, logger: logger}
 }
 
 // server builds the layer4 server of an app.
@@ -111,7 +118,7 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	handler, err := json.Marshal(struct {
 		Module string `json:"handler"`
 		*Handler
-	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.handlerUpstreams()}})
+	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.Upstreams}})
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
@@ -119,15 +126,6 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 		Listen: c.listenAddrs(),
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
-}
-
-// handlerUpstreams are the settings of the app's handler: the app's own,
-// but with active checks off, because the app runs them (from Start, with
-// the first round at once) rather than the handler.
-func (c *AppConfig) handlerUpstreams() Upstreams {
-	u := c.Upstreams
-	u.HealthChecks = &HealthChecks{Disabled: true}
-	return u
 }
 
 // listenAddrs are the app's Caddy network addresses on the reload-safe
@@ -171,15 +169,17 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	for _, r := range a.running {
-		if r.settings.HealthChecks.Disabled {
+		if hc := r.settings.HealthChecks; hc.Disabled {
+			armRetries(r.targets, time.Duration(hc.DownInterval))
 			continue
 		}
 		a.wg.Add(1)
 		go func(hc *healthChecker) {
 			defer a.wg.Done()
 			hc.run(ctx)
-		}(r.healthChecker(a.logger))
+		}(newHealthChecker(r.targets, r.settings, r.prober, a.logger))
 	}
+	a.startSampler(ctx)
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil
 }
@@ -204,10 +204,10 @@ func (a *App) releaseSockets() {
 	a.sockets = nil
 }
 
-// Stop stops accepting and ends the health checks. On a reload it returns
-// at once: sockets kept by the new config stay open, and connections being
-// proxied run on. On exit it waits up to grace_period for the connections
-// to end, then closes them.
+// Stop stops accepting and ends the health checks and the history
+// sampler. On a reload it returns at once: sockets kept by the new config
+// stay open, and connections being proxied run on. On exit it waits up to
+// grace_period for the connections to end, then closes them.
 func (a *App) Stop() error {
 	_ = a.l4.Stop()
 	a.releaseSockets()
@@ -234,6 +234,7 @@ func (a *App) Stop() error {
 func (a *App) Cleanup() error {
 	for _, r := range a.running {
 		releaseTargets(r.targets)
+		releaseAppState(r.state)
 	}
 	return nil
 }

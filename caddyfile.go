@@ -25,13 +25,28 @@ func init() {
 //		app <name> {
 //			ports           <port|low-high>...
 //			targets         <host:port>...
+//			target          <host:port> [weight <n>] [backup]
 //			bind            <ip>...
-//			lb_policy       round_robin|least_conn
+//			lb_policy       round_robin|least_conn|ip_hash
 //			health_interval <duration>
 //			health_timeout  <duration>
 //			health_rise     <count>
 //			health_fall     <count>
 //			health_disabled
+//			health_down_interval <duration>
+//			health_port     <port>
+//			health_send     "<text>"     (escapes \r \n \t \0 \\ \" \xHH)
+//			health_send_hex <hex>...
+//			health_expect   "<text>"
+//			health_expect_hex <hex>...
+//			health_uri      <uri>
+//			health_method   <method>
+//			health_headers {
+//				<name> <value>...
+//			}
+//			health_status   <code>|<n>xx
+//			health_body     <regexp>
+//			close_on_down
 //			dial_timeout    <duration>
 //			max_connections <count>
 //			proxy_protocol  v1|v2
@@ -150,6 +165,7 @@ func existingApp(d *caddyfile.Dispenser, existingVal any) (*App, error) {
 type appDirective struct {
 	parse      func(d *caddyfile.Dispenser, c *AppConfig) error
 	repeatable bool // lists add up; a setting given twice is an error
+	block      bool // takes a block of its own (parse reads it)
 }
 
 // appDirectives are the subdirectives of an `app` block. A new field of
@@ -162,9 +178,12 @@ var appDirectives = map[string]appDirective{
 		return nil
 	}},
 	"targets": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Targets = append(c.Targets, d.RemainingArgs()...)
+		for _, a := range d.RemainingArgs() {
+			c.Targets = append(c.Targets, TargetConfig{Address: a})
+		}
 		return nil
 	}},
+	"target": {repeatable: true, parse: parseTarget},
 	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		c.Bind = append(c.Bind, d.RemainingArgs()...)
 		return nil
@@ -196,6 +215,38 @@ var appDirectives = map[string]appDirective{
 	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseFlag(d, &health(c).Disabled)
 	}},
+	"health_down_interval": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).DownInterval)
+	}},
+	"health_port": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Port)
+	}},
+	"health_send": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Send)
+	}},
+	"health_send_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).SendHex)
+	}},
+	"health_expect": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Expect)
+	}},
+	"health_expect_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).ExpectHex)
+	}},
+	"health_uri": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).URI)
+	}},
+	"health_method": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).Method)
+	}},
+	"health_headers": {parse: parseHealthHeaders, block: true},
+	"health_status": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseValue(d, &health(c).ExpectStatus, func(s string) (*HTTPStatus, error) { return parseHTTPStatus(s), nil })
+	}},
+	"health_body": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).ExpectBody)
+	}},
+	"close_on_down": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.CloseOnDown) }},
 	"idle_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDurationOrOff(d, &c.IdleTimeout)
 	}},
@@ -226,6 +277,32 @@ func listDirective(field func(c *AppConfig) *[]string) appDirective {
 		*list = append(*list, d.RemainingArgs()...)
 		return nil
 	}}
+}
+
+// parseTarget parses `target <address> [weight <n>] [backup]`.
+func parseTarget(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	t := TargetConfig{Address: args[0]}
+	for i := 1; i < len(args); i++ {
+		switch {
+		case args[i] == "backup" && !t.Backup:
+			t.Backup = true
+		case args[i] == "weight" && t.Weight == 0 && i+1 < len(args):
+			i++
+			n, err := strconv.Atoi(args[i])
+			if err != nil {
+				return d.Errf("target %s: weight: want an integer, got %q", t.Address, args[i])
+			}
+			if n == 0 { // 0 would read as "unset" in JSON
+				return d.Errf("target %s: weight: weight 0 is out of range: valid weights are 1 to 256", t.Address)
+			}
+			t.Weight = n
+		default:
+			return d.Errf("target %s: unexpected %q: want target <address> [weight <n>] [backup]", t.Address, args[i])
+		}
+	}
+	c.Targets = append(c.Targets, t)
+	return nil
 }
 
 // parseFlag sets a setting that takes no value.
@@ -331,6 +408,9 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 		if err := dir.parse(d, c); err != nil {
 			return c, appError(c.Name, err)
 		}
+		if dir.block {
+			continue
+		}
 		if err := refuseBlock(d, name); err != nil {
 			return c, appError(c.Name, err)
 		}
@@ -339,7 +419,8 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 }
 
 // refuseBlock fails if the subdirective just parsed opens a block: only
-// `app` takes one, and anything in another block would be lost.
+// `app` and those marked block take one, and anything in another block
+// would be lost.
 func refuseBlock(d *caddyfile.Dispenser, name string) error {
 	if d.NextBlock(d.Nesting()) {
 		d.Prev() // back to the brace, on the subdirective's line

@@ -1,14 +1,13 @@
 package tcpproxy
 
 import (
-	"net"
-	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/acl"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/clientlimit"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 )
 
 // clientChecks are a handler's Clients settings, ready for the hot path.
@@ -73,45 +72,31 @@ func (s *appState) clientLimiter(l clientlimit.Limits) (*clientlimit.Limiter, er
 
 // admit runs the per-client checks on a new connection, in order: the
 // PROXY header of a trusted source, deny and allow, the per-client
-// limits. It returns the rejection reason, or "" when the client may go
-// on; then acquired says that the caller must release the client on the
-// limiter when the connection ends.
-func (h *Handler) admit(s *session) (reason string, acquired bool) {
+// limits. When it refuses the client it says why; when it admits it,
+// acquired says that the caller must release the client on the limiter
+// when the connection ends.
+func (h *Handler) admit(s *session) (reason history.Reason, refused, acquired bool) {
 	cc := &h.clients
 	if cc.trusted != nil && cc.trusted.Contains(s.client.Addr()) {
 		if err := h.readProxyHeader(s); err != nil {
 			h.logger.Debug("bad PROXY header", zap.String("app", h.App),
 				zap.Stringer("remote", s.cx.RemoteAddr()), zap.Error(err))
-			return reasonBadProxyHeader, false
+			return reasonBadProxyHeader, true, false
 		}
 	}
 	ip := s.client.Addr()
 	if cc.deny.Contains(ip) || cc.allow != nil && !cc.allow.Contains(ip) {
-		return reasonDenied, false
+		return reasonDenied, true, false
 	}
 	if cc.limiter == nil {
-		return "", false
+		return 0, false, false
 	}
 	switch cc.limiter.Acquire(ip, clientlimit.Now()) {
 	case clientlimit.OK:
-		return "", true
+		return 0, false, true
 	case clientlimit.ClientLimit:
-		return reasonClientLimit, false
+		return reasonClientLimit, true, false
 	default:
-		return reasonRateLimited, false
+		return reasonRateLimited, true, false
 	}
-}
-
-// clientAddr is the client's address as the checks take it: an
-// IPv4-mapped IPv6 address (a dual-stack listener) becomes the IPv4
-// address. Zero for a peer that is not TCP.
-func clientAddr(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return unmapped(ta.AddrPort())
-	}
-	return netip.AddrPort{}
-}
-
-func unmapped(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -61,7 +61,7 @@ func TestClientStateIsBoundedUnderAFloodAndFreedWithTheHandler(t *testing.T) {
 	const clients = 100_000
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{App: "flood", Upstreams: Upstreams{Targets: []string{"127.0.0.1:9"},
+	h := &Handler{App: "flood", Upstreams: Upstreams{Targets: []TargetConfig{{Address: "127.0.0.1:9"}},
 		HealthChecks: &HealthChecks{Disabled: true},
 		Clients: Clients{MaxConnectionsPerClient: 10, Deny: []string{"192.0.2.0/24"},
 			ClientRateLimit: &ClientRateLimit{Connections: 100, Window: Duration(10 * time.Second)}}}}
@@ -77,8 +77,8 @@ func TestClientStateIsBoundedUnderAFloodAndFreedWithTheHandler(t *testing.T) {
 	before := heapInUse()
 	for i := range clients {
 		s := session{client: netip.AddrPortFrom(floodIP(i), 40000)}
-		if reason, acquired := h.admit(&s); reason != "" || !acquired {
-			t.Fatalf("client %d (%s): refused (%q) or not counted (%v)", i, floodIP(i), reason, acquired)
+		if reason, refused, acquired := h.admit(&s); refused || !acquired {
+			t.Fatalf("client %d (%s): refused (%v, %s) or not counted (%v)", i, floodIP(i), refused, reason, acquired)
 		}
 		lim.Release(s.client.Addr())
 	}
@@ -107,7 +107,7 @@ func TestClientLimiterGoesWithItsApp(t *testing.T) {
 	stays := app{"name": "stays", "ports": []int{ports[1]}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}
 	loadConfig(t, proxyConfig(gone, stays))
 	mustServe(t, "127.0.0.2", hostPort(ports[0]), nil).Close()
-	freed := onCollected(lookupAppState(t, "gone").limiter)
+	freed := onCollected(appStateOf(t, "gone").limiter)
 	if err := tryLoad(proxyConfig(stays)); err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func allChecks() Clients {
 // admitAndEnd is what one admitted connection costs the checks: admit,
 // and the release when it ends.
 func (h *Handler) admitAndEnd(tb testing.TB, s *session) {
-	reason, acquired := h.admit(s)
-	if reason != "" {
+	reason, refused, acquired := h.admit(s)
+	if refused {
 		tb.Fatalf("refused: %s", reason)
 	}
 	if acquired {

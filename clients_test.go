@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -112,10 +113,23 @@ func mustRefuse(t testing.TB, src, addr string, preamble []byte) {
 	c.Close()
 }
 
-// rejected is the value of caddy_tcpproxy_rejected_connections_total.
-func rejected(t testing.TB, app, reason string) float64 {
+// eventuallyServed polls until a client from src is served (what is
+// being waited for); the connection stays open.
+func eventuallyServed(t testing.TB, src, addr, what string) {
 	t.Helper()
-	return testutilCounter(t, rejectedTotal.WithLabelValues(app, reason))
+	waitFor(t, 10*time.Second, what, func() bool {
+		c, ok := tryFrom(t, src, addr, nil)
+		if !ok {
+			c.Close()
+		}
+		return ok
+	})
+}
+
+// rejected is the value of caddy_tcpproxy_rejected_connections_total.
+func rejected(t testing.TB, app string, reason history.Reason) float64 {
+	t.Helper()
+	return testutilCounter(t, rejectedTotal.WithLabelValues(app, reason.String()))
 }
 
 // noChecks turns active health checks off, so that a test backend counts
@@ -295,7 +309,7 @@ func TestBadProxyHeadersAreRefusedBeforeAnyDial(t *testing.T) {
 	waitFor(t, 10*time.Second, "an access log entry per refusal", func() bool {
 		n := 0
 		for _, e := range accessEntries(t, logFile) {
-			if e["reason"] == reasonBadProxyHeader && e["remote_ip"] == "127.0.0.2" && e["attempts"] == 0.0 && e["level"] == "info" {
+			if e["reason"] == reasonBadProxyHeader.String() && e["remote_ip"] == "127.0.0.2" && e["attempts"] == 0.0 && e["level"] == "info" {
 				n++
 			}
 		}
@@ -363,7 +377,7 @@ func TestAllowAndDenyWithAndWithoutProxyHeader(t *testing.T) {
 				served++
 			} else {
 				denied++
-				wantLog[p]["reason"] = reasonDenied
+				wantLog[p]["reason"] = reasonDenied.String()
 			}
 		})
 	}
@@ -404,13 +418,7 @@ func TestMaxConnectionsPerClientIsPerIPAndFreesOnClose(t *testing.T) {
 		t.Errorf("the target got %d connections, want the 4 served", got)
 	}
 	first.Close()
-	waitFor(t, 10*time.Second, "a slot for 127.0.0.2 once one of its connections ended", func() bool {
-		c, ok := tryFrom(t, "127.0.0.2", addr, nil)
-		if !ok {
-			c.Close()
-		}
-		return ok
-	})
+	eventuallyServed(t, "127.0.0.2", addr, "a slot for 127.0.0.2 once one of its connections ended")
 }
 
 func TestClientRateLimitRefusesThenServesAfterTheWindow(t *testing.T) {
@@ -455,7 +463,7 @@ func TestPerClientCountsSurviveReload(t *testing.T) {
 	loadConfig(t, cfg(100))
 	addr := hostPort(port)
 	held := mustServe(t, "127.0.0.2", addr, nil)
-	lim := lookupAppState(t, "keep").limiter
+	lim := appStateOf(t, "keep").limiter
 	other := netip.MustParseAddr("127.0.0.3")
 	closed := func() bool { return lim.Active(other) == 0 }
 	mustServe(t, "127.0.0.3", addr, nil).Close()
@@ -463,7 +471,7 @@ func TestPerClientCountsSurviveReload(t *testing.T) {
 	if err := tryLoad(cfg(2)); err != nil {
 		t.Fatal(err)
 	}
-	if now := lookupAppState(t, "keep").limiter; now != lim {
+	if now := appStateOf(t, "keep").limiter; now != lim {
 		t.Fatal("the reload replaced the app's limiter")
 	}
 	mustRefuse(t, "127.0.0.2", addr, nil) // its open connection still counts
@@ -475,29 +483,7 @@ func TestPerClientCountsSurviveReload(t *testing.T) {
 		t.Errorf("rate_limited counted %v, want 1", got)
 	}
 	held.Close() // accepted by the old config: released on the same limiter
-	waitFor(t, 10*time.Second, "127.0.0.2 served again", func() bool {
-		c, ok := tryFrom(t, "127.0.0.2", addr, nil)
-		if !ok {
-			c.Close()
-		}
-		return ok
-	})
-}
-
-// lookupAppState returns the shared state of a loaded app.
-func lookupAppState(t testing.TB, name string) *appState {
-	t.Helper()
-	var found *appState
-	appStates.Range(func(k, v any) bool {
-		if k == name {
-			found = v.(*appState)
-		}
-		return found == nil
-	})
-	if found == nil {
-		t.Fatalf("no app state for %q", name)
-	}
-	return found
+	eventuallyServed(t, "127.0.0.2", addr, "127.0.0.2 served again")
 }
 
 // TestBehindCaddyL4Proxy puts caddy-l4's own proxy handler, sending a

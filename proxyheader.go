@@ -51,7 +51,7 @@ func (h *Handler) readProxyHeader(s *session) error {
 		return nil
 	}
 	if src, dst, ok := hdr.TCPAddrs(); ok {
-		s.client, s.dest = unmapped(src.AddrPort()), unmapped(dst.AddrPort())
+		s.client, s.dest = addrPort(src), addrPort(dst)
 	}
 	return nil
 }

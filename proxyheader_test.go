@@ -69,7 +69,7 @@ func BenchmarkProxyHeader(b *testing.B) {
 				if _, err := client.Write(hdr); err != nil {
 					b.Fatal(err)
 				}
-				s := session{cx: cx, client: clientAddr(server.RemoteAddr())}
+				s := session{cx: cx, client: addrPort(server.RemoteAddr())}
 				h.admitAndEnd(b, &s)
 				if s.client != want || len(s.early) != 0 {
 					b.Fatalf("client %s, %d early bytes; want %s, none", s.client, len(s.early), want)
