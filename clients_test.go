@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -523,5 +524,38 @@ func TestBehindCaddyL4Proxy(t *testing.T) {
 			}
 			mustRefuse(t, "127.0.0.4", outer, nil) // allow applies to the address in caddy-l4's header
 		})
+	}
+}
+
+// TestIPHashUsesTheProxyHeaderAddress: behind a trusted source, ip_hash
+// picks the target of the header's address, the same as for that client
+// connecting directly.
+func TestIPHashUsesTheProxyHeaderAddress(t *testing.T) {
+	bs := []*backend{newBackend(t, "a"), newBackend(t, "b"), newBackend(t, "c")}
+	port := freePort(t)
+	loadConfig(t, proxyConfig(app{"name": "hash-pp", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+		"targets": addrs(bs...), "lb_policy": "ip_hash", "health_checks": noChecks,
+		"accept_proxy_protocol": []string{"127.0.0.2"}}))
+	addr := hostPort(port)
+	used := map[string]bool{}
+	for i := 3; i < 33; i++ {
+		client := fmt.Sprintf("127.0.0.%d", i)
+		c := dialFrom(t, "127.0.0.2", addr)
+		if _, err := c.Write(headerBytes(t, 2, client+":4000", "192.0.2.1:443")); err != nil {
+			t.Fatal(err)
+		}
+		viaHeader, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("client %s behind 127.0.0.2: %v", client, err)
+		}
+		c.Close()
+		direct := greetingFrom(t, client, addr)
+		if strings.TrimSpace(viaHeader) != direct {
+			t.Errorf("client %s: %s through the trusted source, %s directly", client, strings.TrimSpace(viaHeader), direct)
+		}
+		used[direct] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("30 clients all went to %v: the header's address is not what is hashed", used)
 	}
 }
