@@ -174,7 +174,7 @@ func TestLookupSRV(t *testing.T) {
 	srv.Set(t, "_pg._tcp.db.test.",
 		"_pg._tcp.db.test. 60 IN SRV 10 5 5432 a.db.test.",
 		"_pg._tcp.db.test. 60 IN SRV 10 0 5433 b.db.test.",    // weight 0 counts as 1
-		"_pg._tcp.db.test. 60 IN SRV 20 1000 5432 c.db.test.", // cut to 256, backup
+		"_pg._tcp.db.test. 60 IN SRV 20 1000 5432 c.db.test.", // the backups' largest: scaled to 256
 		"_pg._tcp.db.test. 60 IN SRV 30 1 6000 a.db.test.",    // a third level: backup too
 		"_pg._tcp.db.test. 60 IN SRV 10 1 5432 gone.db.test.", // NXDOMAIN target: dropped
 		"_pg._tcp.db.test. 60 IN SRV 10 1 5432 noaddr.db.test.",
