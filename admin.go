@@ -141,13 +141,14 @@ func currentApps() ([]appStatus, error) {
 func (a *App) status() []appStatus {
 	out := make([]appStatus, 0, len(a.running))
 	for _, r := range a.running {
+		ts := r.set.current()
 		s := appStatus{
 			Name:     r.name,
 			Ports:    r.ports,
 			LBPolicy: r.settings.LBPolicy,
-			Targets:  make([]targetStatus, len(r.targets)),
+			Targets:  make([]targetStatus, len(ts)),
 		}
-		for i, t := range r.targets {
+		for i, t := range ts {
 			s.Targets[i] = t.status()
 		}
 		out = append(out, s)

@@ -40,7 +40,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	ts := acquireTargets("bench-health", addrs)
 	defer releaseTargets(ts)
 	timeout := 2 * time.Second
-	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
+	hc := &healthChecker{app: "bench-health", targets: func() []*target { return ts }, logger: zap.NewNop(),
 		cfg: HealthChecks{Timeout: Duration(timeout), Rise: 1, Fall: 1}}
 	b.ResetTimer()
 	start := time.Now()

@@ -41,10 +41,14 @@ func init() {
 //			max_connection_duration <duration>
 //			keepalive       off | <idle> [<interval> [<count>]]
 //			access_log
+//			resolvers       <ip[:port]>...
+//			dns_refresh     <duration>
 //		}
 //	}
 //
-// `ports`, `targets` and `bind` may be repeated and add up; any other
+// A target may also be `srv:<name>` or `dns:<host>:<port>` (its DNS
+// records are targets). `ports`, `targets`, `target`, `bind` and
+// `resolvers` may be repeated and add up; any other
 // setting may be given once. Several `tcpproxy` blocks are merged.
 func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	app, err := existingApp(d, existingVal)
@@ -205,6 +209,13 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
+		return nil
+	}},
+	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.DNSRefresh)
+	}},
 }
 
 // parseTarget parses `target <address> [weight <n>] [backup]`.

@@ -58,7 +58,8 @@ type Upstreams struct {
 	// Targets are where connections are forwarded: `host:port` strings, or
 	// objects with a weight and a backup flag (see TargetConfig). Host
 	// names are resolved at every dial, so DNS changes are followed.
-	// Required, at least one.
+	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
+	// (see Discovery). Required, at least one.
 	Targets []TargetConfig `json:"targets,omitempty"`
 
 	// LBPolicy chooses an eligible (healthy and ready) target for each
@@ -86,6 +87,7 @@ type Upstreams struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	Lifecycle
+	Discovery
 }
 
 // HealthChecks configures active health checks. A target never seen before
@@ -344,6 +346,9 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 	if err := u.Lifecycle.validate(errorf); err != nil {
 		return err
 	}
+	if err := u.Discovery.validate(errorf); err != nil {
+		return err
+	}
 	if hc := u.HealthChecks; hc != nil {
 		if hc.Interval < 0 {
 			return errorf("health_checks.interval", "must be positive, got %s", time.Duration(hc.Interval))
@@ -387,5 +392,6 @@ func (u Upstreams) withDefaults() Upstreams {
 	}
 	u.HealthChecks = &hc
 	u.Lifecycle = u.Lifecycle.withDefaults()
+	u.Discovery = u.Discovery.withDefaults()
 	return u
 }

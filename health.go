@@ -16,8 +16,8 @@ import (
 // App.Stop.
 type healthChecker struct {
 	app     string
-	targets []*target
-	cfg     HealthChecks // with defaults filled
+	targets func() []*target // read each round: DNS targets come and go
+	cfg     HealthChecks     // with defaults filled
 
 	proxyProtocol string // the app's proxy_protocol: probes say LOCAL
 	logger        *zap.Logger
@@ -50,7 +50,7 @@ func (hc *healthChecker) run(ctx context.Context) {
 // probed.
 func (hc *healthChecker) round(ctx context.Context, fresh time.Duration) {
 	var wg sync.WaitGroup
-	for _, t := range hc.targets {
+	for _, t := range hc.targets() {
 		if !t.probed() || fresh > 0 && t.probedWithin(fresh) {
 			continue
 		}
