@@ -259,6 +259,7 @@ function appSection(app) {
     row.dataset.target = t.address;
     const addr = el("td", t.address);
     if (t.backup) addr.append(el("span", "backup", "tag"));
+    if (t.source) addr.append(el("span", t.source, "tag"));
     row.append(addr);
     const state = el("td");
     state.append(el("span", ready ? health : t.state.toUpperCase() + (t.healthy ? "" : " \u00b7 DOWN"), "state"));

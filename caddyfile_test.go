@@ -137,6 +137,7 @@ var caddyfileSeeds = []string{
 	"app a {\nports 6000-6099\ntargets [::1]:1\nhealth_disabled\n}\napp b {\nports 6100\ntargets h:2\nbind ::1 10.0.0.1\n}\n",
 	"app a {\nports 0 9-3 abc\ntargets h\nhealth_rise x\ntagrets\n}\ngrace_period 1s\ngrace_period 2s\n",
 	"app {\n}\napp a b {\n}\n",
+	"app d {\nports 7000\ntargets srv:_pg._tcp.db. dns:db:5432\ntarget dns:[::1]:1 weight 3 backup\nresolvers 10.0.0.2 [fd00::2]:53\ndns_refresh 5s\n}\n",
 }
 
 // FuzzCaddyfile feeds text, as the body of the tcpproxy global option, to

@@ -68,6 +68,7 @@ var adapterSeeds = []string{
 	`{"Apps":[{"Name":"a","Ports":[0,"9-3","abc",70000],"Tagrets":[]}]}`,
 	`{"Apps":[null,{"Name":""}], "x": 1}`,
 	`{"Apps":[{"Name":"a","Ports":[5001,],`,
+	`{"Apps":[{"Name":"d","Ports":[7000],"Targets":["srv:_pg._tcp.db.",{"address":"dns:db:5432","weight":2}],"resolvers":["10.0.0.2:53"],"dns_refresh":"5s"}]}`,
 }
 
 // FuzzAdapter feeds bytes to the tcpproxy adapter: it never panics, and

@@ -16,6 +16,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"go.uber.org/zap"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/discovery"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/discovery/dnstest"
 )
 
@@ -462,6 +465,36 @@ func TestReloadKeepsDiscoveredTargetsHealthAndServesThemAtOnce(t *testing.T) {
 	}
 }
 
+// A name with 1,000 addresses does not fit a UDP answer: the lookup goes
+// on over TCP, and every address is a target.
+func TestDNSThousandRecordsComeOverTCP(t *testing.T) {
+	srv := dnstest.Start(t, "127.0.0.1")
+	ips := make([]string, 1000)
+	for i := range ips {
+		ips[i] = fmt.Sprintf("127.1.%d.%d", i>>8, i&255)
+	}
+	srv.Set(t, "big.test.", aRecords("big.test.", ips...)...)
+	listen := freePort(t)
+	loadConfig(t, proxyConfig(dnsApp("big", listen, srv, []any{"dns:big.test.:9"},
+		map[string]any{"health_checks": map[string]any{"disabled": true}, "dns_refresh": "300ms"})))
+	if n := len(rowsOf(t, "big")); n != 1000 {
+		t.Fatalf("%d targets after start, want 1000", n)
+	}
+	if srv.TCPQueries.Load() == 0 {
+		t.Errorf("no query came over TCP")
+	}
+	kept := lookupTarget(t, "big", "127.1.0.1:9")
+	ips[0] = "127.2.0.0"
+	srv.Set(t, "big.test.", aRecords("big.test.", ips...)...)
+	waitFor(t, 10*time.Second, "the changed record", func() bool {
+		rows := rowsOf(t, "big")
+		return len(rows) == 1000 && slices.Contains(rowAddrs(rows), "127.2.0.0:9") && !slices.Contains(rowAddrs(rows), "127.1.0.0:9")
+	})
+	if lookupTarget(t, "big", "127.1.0.1:9") != kept {
+		t.Error("a record kept by the change got a new state")
+	}
+}
+
 // watchers counts the goroutines of DNS watchers.
 func watchers() int {
 	buf := make([]byte, 1<<20)
@@ -565,4 +598,43 @@ func TestStandaloneHandlerRefusesDNSTargets(t *testing.T) {
 	err := caddy.Load([]byte(cfg), true)
 	t.Cleanup(func() { _ = caddy.Stop() })
 	assertErrorMentions(t, err, `app "mine"`, "targets", `"srv:_pg._tcp.db.internal"`, "tcpproxy app")
+}
+
+// records1000 returns 1,000 records of port 80 on 10.0.x.y, the first
+// being first.
+func records1000(first string) []discovery.Record {
+	recs := make([]discovery.Record, 1000)
+	recs[0] = discovery.Record{Addr: first, Weight: 1}
+	for i := 1; i < len(recs); i++ {
+		recs[i] = discovery.Record{Addr: fmt.Sprintf("10.0.%d.%d:80", i>>8, i&255), Weight: 1}
+	}
+	return recs
+}
+
+// BenchmarkDNSChangeOf1000Records is what a refresh that changed one
+// record of a 1,000-record set costs the app: the diff and log line, the
+// new member list, the balancer's members, one target state acquired and
+// one released (with its metrics series). An unchanged refresh costs the
+// app nothing: the watcher compares without calling it (see the
+// discovery package's BenchmarkRefreshUnchanged1000).
+func BenchmarkDNSChangeOf1000Records(b *testing.B) {
+	const spec = "dns:big.test:80"
+	u := Upstreams{Targets: []TargetConfig{{Address: spec}}}.withDefaults()
+	set, err := newTargetSet("bench-dns", u, new(atomic.Uint64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer set.release()
+	change := set.watchHandler(zap.NewNop()).Change
+	sets := [2][]discovery.Record{records1000("10.1.0.1:80"), records1000("10.1.0.2:80")}
+	change(spec, sets[1])
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		change(spec, sets[i%2])
+		i++
+	}
+	if n := len(set.current()); n != 1000 {
+		b.Fatalf("%d members, want 1000", n)
+	}
 }

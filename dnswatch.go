@@ -71,14 +71,13 @@ var closedChan = func() chan struct{} {
 func (s *targetSet) watchHandler(logger *zap.Logger) discovery.Handler {
 	return discovery.Handler{
 		Change: func(spec string, recs []discovery.Record) {
-			old := s.records(spec)
-			if !s.update(spec, recs) {
+			added, removed, reweighted, ok := s.update(spec, recs)
+			if !ok {
 				return
 			}
-			added, removed, changed := discovery.Diff(old, recs)
 			logger.Info("DNS targets changed", zap.String("app", s.app), zap.String("source", spec),
-				zap.Int("records", len(recs)), zap.Int("added", len(added)), zap.Int("removed", len(removed)),
-				zap.Int("reweighted", len(changed)))
+				zap.Int("records", len(recs)), zap.Int("added", added), zap.Int("removed", removed),
+				zap.Int("reweighted", reweighted))
 		},
 		Fail: func(spec string, err error, streakStart bool) {
 			level := zap.DebugLevel

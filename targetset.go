@@ -33,8 +33,9 @@ type targetSet struct {
 
 	cur atomic.Pointer[[]*target] // the members now, in balancer order
 
-	mu       sync.Mutex         // serialises changes and release
-	held     map[string]*target // every target referenced, by address
+	mu       sync.Mutex          // serialises changes and release
+	held     map[string]*target  // every target referenced, by address
+	in       map[string]struct{} // rebuild's scratch, kept to reuse its space
 	released bool
 }
 
@@ -79,7 +80,7 @@ func newTargetSet(app string, u Upstreams, cursor *atomic.Uint64) (*targetSet, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rebuild()
+	_, _, _ = s.rebuild()
 	return s, nil
 }
 
@@ -92,24 +93,34 @@ func (s *targetSet) current() []*target { return *s.cur.Load() }
 // left it. An address listed twice (a static target that is also a
 // record, or a record of two sources) is a member once, as it came first.
 // Picks that start after rebuild choose among the new members; a departed
-// target's connections run on. Called with s.mu held.
-func (s *targetSet) rebuild() {
+// target's connections run on. It returns the number of targets added,
+// removed, and kept with a new weight or backup flag. Called with s.mu
+// held.
+func (s *targetSet) rebuild() (added, removed, reweighted int) {
 	n := len(s.static)
 	for _, src := range s.sources {
 		n += len(src.recs)
 	}
 	ms := make([]balance.Member, 0, n)
 	list := make([]*target, 0, n)
-	in := make(map[string]struct{}, n)
+	if s.in == nil {
+		s.in = make(map[string]struct{}, n)
+	}
+	in := s.in
+	clear(in)
 	add := func(addr string, weight int, backup bool, source *string) {
 		if _, dup := in[addr]; dup {
 			return
 		}
 		in[addr] = struct{}{}
 		t := s.held[addr]
-		if t == nil {
+		switch {
+		case t == nil:
 			t = acquireTarget(s.app, addr)
 			s.held[addr] = t
+			added++
+		case int(t.weight.Load()) != weight || t.backup.Load() != backup:
+			reweighted++
 		}
 		t.setConfig(weight, backup, source)
 		ms = append(ms, balance.Member{Node: t.node, Weight: weight, Backup: backup})
@@ -130,7 +141,7 @@ func (s *targetSet) rebuild() {
 	s.bal.SetMembers(ms)
 	s.cur.Store(&list)
 	if len(s.held) == len(in) {
-		return
+		return added, 0, reweighted
 	}
 	var gone []*target
 	for addr, t := range s.held {
@@ -140,21 +151,23 @@ func (s *targetSet) rebuild() {
 		}
 	}
 	releaseTargets(gone)
+	return added, len(gone), reweighted
 }
 
-// update gives a source its new set of records; it reports false when the
-// set has been released (the config is gone) or has no such source.
-func (s *targetSet) update(spec string, recs []discovery.Record) bool {
+// update gives a source its new set of records and returns what changed
+// (see rebuild); ok is false when the set has been released (the config
+// is gone) or has no such source.
+func (s *targetSet) update(spec string, recs []discovery.Record) (added, removed, reweighted int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	src := s.source(spec)
 	if s.released || src == nil {
-		return false
+		return 0, 0, 0, false
 	}
 	src.recs, src.known = recs, true
 	src.shared.store(recs)
-	s.rebuild()
-	return true
+	added, removed, reweighted = s.rebuild()
+	return added, removed, reweighted, true
 }
 
 func (s *targetSet) source(spec string) *setSource {
