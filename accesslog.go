@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -57,7 +58,7 @@ func (h *Handler) logClosed(s *session) {
 
 // logRejected writes the access log entry of a client that was never
 // proxied: WARN when no target could be reached, INFO otherwise.
-func (h *Handler) logRejected(s *session, reason string) {
+func (h *Handler) logRejected(s *session, reason history.Reason) {
 	if h.access == nil {
 		return
 	}
@@ -66,7 +67,7 @@ func (h *Handler) logRejected(s *session, reason string) {
 		level = zapcore.WarnLevel
 	}
 	if ce := h.access.Check(level, "connection closed"); ce != nil {
-		h.writeEntry(ce, s, reason)
+		h.writeEntry(ce, s, reason.String())
 	}
 }
 

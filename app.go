@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,7 +33,8 @@ type App struct {
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the health checks and the history sampler
+	sampled atomic.Int64   // the newest history slot sampled (history.go)
 	logger  *zap.Logger
 }
 
@@ -103,13 +105,14 @@ func withManagingApp(ctx caddy.Context, a *App) caddy.Context {
 	return ctx
 }
 
-// runningApp is an app of this config with its targets, which its
-// handler, health checks and DNS watcher share, and the status API reads.
+// runningApp is an app of this config with the shared state of the app
+// and its targets (the target set, which its handler, health checks and
+// DNS watcher share), for the history and the status API.
 type runningApp struct {
 	name     string
 	ports    []PortRange
 	settings Upstreams // with defaults
-	state    *appState // for the set's round-robin cursor
+	state    *appState // also the set's round-robin cursor
 	set      *targetSet
 }
 
@@ -198,6 +201,7 @@ func (a *App) Start() error {
 			hc.run(ctx)
 		}(r.healthChecker(a.logger))
 	}
+	a.startSampler(ctx)
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil
 }
@@ -241,10 +245,10 @@ func (a *App) releaseSockets() {
 	a.sockets = nil
 }
 
-// Stop stops accepting and ends the health checks. On a reload it returns
-// at once: sockets kept by the new config stay open, and connections being
-// proxied run on. On exit it waits up to grace_period for the connections
-// to end, then closes them.
+// Stop stops accepting and ends the health checks and the history
+// sampler. On a reload it returns at once: sockets kept by the new config
+// stay open, and connections being proxied run on. On exit it waits up to
+// grace_period for the connections to end, then closes them.
 func (a *App) Stop() error {
 	_ = a.l4.Stop()
 	a.releaseSockets()

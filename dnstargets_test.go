@@ -80,11 +80,11 @@ func dnsApp(name string, port int, srv *dnstest.Server, targets []any, fields ma
 // rowsOf returns the status rows of an app of the running config.
 func rowsOf(t testing.TB, name string) []targetStatus {
 	t.Helper()
-	apps, err := currentApps()
-	if err != nil {
-		t.Fatal(err)
+	a, err := tcpproxyApp(caddy.ActiveContext())
+	if err != nil || a == nil {
+		t.Fatalf("no tcpproxy app running: %v", err)
 	}
-	for _, a := range apps {
+	for _, a := range a.status(statusOptions{}) {
 		if a.Name == name {
 			return a.Targets
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -157,7 +158,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	st := h.state
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
-		st.m.maxConns.Inc()
+		st.countRejection(reasonMaxConnections)
 		h.logRejected(&s, reasonMaxConnections)
 		return nil
 	}
@@ -205,6 +206,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			return conn, t
 		}
 		reason = reasonDialFailed
+		t.dialErrors.Add(1)
 		t.m.dialErrors.Inc()
 		if t.dialFailed(err) {
 			logTransition(h.logger, t, err)
@@ -217,22 +219,18 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 
 // reject counts a connection closed for lack of a target and warns at most
 // once per app per second, with the number of rejections since.
-func (h *Handler) reject(reason string) {
+func (h *Handler) reject(reason history.Reason) {
 	st := h.state
-	if reason == reasonDialFailed {
-		st.m.dialFailed.Inc()
-	} else {
-		st.m.noHealthy.Inc()
-	}
+	st.countRejection(reason)
 	st.rejects.Add(1)
 	now, last := time.Now().UnixNano(), st.lastReject.Load()
 	if now-last < int64(time.Second) || !st.lastReject.CompareAndSwap(last, now) {
-		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason))
+		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason.String()))
 		return
 	}
 	n := st.rejects.Swap(0)
 	h.logger.Warn("connection rejected: no target could be reached",
-		zap.String("app", h.App), zap.String("reason", reason), zap.Int64("rejected_since_last_warning", n))
+		zap.String("app", h.App), zap.String("reason", reason.String()), zap.Int64("rejected_since_last_warning", n))
 }
 
 // Interface guards.

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 )
 
 // target is the shared state of one target of one app: its health and its
@@ -25,7 +26,19 @@ type target struct {
 
 	healthy atomic.Bool
 	state   atomic.Uint32 // a targetState: set through the admin API
-	total   atomic.Uint64 // connections proxied since the target appeared
+
+	// Cumulative counters since the target appeared, for the status API
+	// and the history: connections proxied, failed dials while proxying,
+	// and bytes each way (up: client to target). The data path adds to
+	// them beside the Prometheus counters.
+	total      atomic.Uint64
+	dialErrors atomic.Uint64
+	up, down   byteCounter
+
+	// hist is the last 15 minutes of those counters and of the active
+	// connections, recorded by the samplers of the configs that have the
+	// target (history.go).
+	hist *history.Target
 
 	// The weight and backup flag of the last config that provisioned
 	// the target, for the status API; and for a DNS record, the `srv:` or
@@ -77,7 +90,8 @@ func acquireTargets(app string, cfgs []TargetConfig) []*target {
 func acquireTarget(app, addr string) *target {
 	v, _, _ := targets.LoadOrNew(targetKey{app, addr}, func() (caddy.Destructor, error) {
 		t := &target{app: app, addr: addr, node: balance.NewNode(addr), lastChange: time.Now(),
-			m: newTargetMetrics(app, addr)}
+			m: newTargetMetrics(app, addr), hist: history.NewTarget()}
+		t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
 		t.node.Owner = t
 		t.healthy.Store(true)
 		return t, nil
@@ -152,7 +166,28 @@ type appState struct {
 	lastReject atomic.Int64 // unix nanos of the last no-healthy-target warning
 	rejects    atomic.Int64 // no-healthy-target rejections not yet logged
 
+	// rejected counts the clients closed without being proxied, by
+	// reason, since the app appeared: for the status API and the history.
+	rejected [history.NumReasons]atomic.Uint64
+	hist     *history.App
+
 	m appMetrics
+}
+
+// countRejection counts a client closed without being proxied: in the
+// app's metric and in the counter its history samples.
+func (s *appState) countRejection(r history.Reason) {
+	s.rejected[r].Add(1)
+	s.m.rejected[r].Inc()
+}
+
+// rejectionCounts reads the rejection counters.
+func (s *appState) rejectionCounts() history.Rejections {
+	var out history.Rejections
+	for i := range out {
+		out[i] = s.rejected[i].Load()
+	}
+	return out
 }
 
 // Destruct runs when no config has the app any more.
@@ -165,7 +200,7 @@ var appStates = caddy.NewUsagePool()
 
 func acquireAppState(name string) *appState {
 	v, _, _ := appStates.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return &appState{name: name, m: newAppMetrics(name)}, nil
+		return &appState{name: name, m: newAppMetrics(name), hist: history.NewApp()}, nil
 	})
 	return v.(*appState)
 }
@@ -232,45 +267,4 @@ func (t *target) setHealthyLocked(up bool) bool {
 // place that decides it.
 func (t *target) updateEligibleLocked() {
 	t.node.SetEligible(t.healthy.Load() && targetState(t.state.Load()) == stateReady)
-}
-
-// targetStatus is a target's row in the status API.
-type targetStatus struct {
-	Address              string    `json:"address"`
-	Healthy              bool      `json:"healthy"`
-	State                string    `json:"state"`
-	Weight               int       `json:"weight"`
-	Backup               bool      `json:"backup"`
-	Source               string    `json:"source"`
-	ActiveConnections    int64     `json:"active_connections"`
-	TotalConnections     uint64    `json:"total_connections"`
-	LastError            string    `json:"last_error"`
-	LastCheck            time.Time `json:"last_check,omitzero"`
-	LastChange           time.Time `json:"last_change,omitzero"`
-	ConsecutiveSuccesses int       `json:"consecutive_successes"`
-	ConsecutiveFailures  int       `json:"consecutive_failures"`
-}
-
-func (t *target) status() targetStatus {
-	source := ""
-	if p := t.source.Load(); p != nil {
-		source = *p
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return targetStatus{
-		Address:              t.addr,
-		Healthy:              t.healthy.Load(),
-		State:                targetState(t.state.Load()).String(),
-		Weight:               int(t.weight.Load()),
-		Backup:               t.backup.Load(),
-		Source:               source,
-		ActiveConnections:    t.node.Active.Load(),
-		TotalConnections:     t.total.Load(),
-		LastError:            t.lastError,
-		LastCheck:            t.lastCheck,
-		LastChange:           t.lastChange,
-		ConsecutiveSuccesses: t.successes,
-		ConsecutiveFailures:  t.failures,
-	}
 }
