@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 )
 
 // App is the Caddy app `tcpproxy`: a set of TCP apps, each listening on
@@ -60,7 +62,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// (Cleanup releases them if a later step fails.)
 	for _, app := range a.Apps {
 		u := app.Upstreams.withDefaults()
-		r := &runningApp{name: app.Name, ports: app.Ports, settings: u, state: acquireAppState(app.Name)}
+		p, err := u.HealthChecks.prober(u.ProxyProtocol, app.errorf)
+		if err != nil {
+			return err
+		}
+		r := &runningApp{name: app.Name, ports: app.Ports, settings: u, prober: p, state: acquireAppState(app.Name)}
 		a.running = append(a.running, r)
 		set, err := newTargetSet(app.Name, u, &r.state.next)
 		if err != nil {
@@ -112,13 +118,9 @@ type runningApp struct {
 	name     string
 	ports    []PortRange
 	settings Upstreams // with defaults
+	prober   *probe.Prober
 	state    *appState // also the set's round-robin cursor
 	set      *targetSet
-}
-
-func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
-	return &healthChecker{app: r.name, targets: r.set.current, cfg: *r.settings.HealthChecks,
-		proxyProtocol: r.settings.ProxyProtocol, logger: logger}
 }
 
 // server builds the layer4 server of an app.
@@ -126,7 +128,7 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	handler, err := json.Marshal(struct {
 		Module string `json:"handler"`
 		*Handler
-	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.handlerUpstreams()}})
+	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.Upstreams}})
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
@@ -134,15 +136,6 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 		Listen: c.listenAddrs(),
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
-}
-
-// handlerUpstreams are the settings of the app's handler: the app's own,
-// but with active checks off, because the app runs them (from Start, with
-// the first round at once) rather than the handler.
-func (c *AppConfig) handlerUpstreams() Upstreams {
-	u := c.Upstreams
-	u.HealthChecks = &HealthChecks{Disabled: true}
-	return u
 }
 
 // listenAddrs are the app's Caddy network addresses on the reload-safe
@@ -192,14 +185,15 @@ func (a *App) Start() error {
 		return err
 	}
 	for _, r := range a.running {
-		if r.settings.HealthChecks.Disabled {
+		if hc := r.settings.HealthChecks; hc.Disabled {
+			armRetries(r.set.current(), time.Duration(hc.DownInterval))
 			continue
 		}
 		a.wg.Add(1)
 		go func(hc *healthChecker) {
 			defer a.wg.Done()
 			hc.run(ctx)
-		}(r.healthChecker(a.logger))
+		}(newHealthChecker(r.set.current, r.settings, r.prober, a.logger))
 	}
 	a.startSampler(ctx)
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))

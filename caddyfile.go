@@ -33,6 +33,20 @@ func init() {
 //			health_rise     <count>
 //			health_fall     <count>
 //			health_disabled
+//			health_down_interval <duration>
+//			health_port     <port>
+//			health_send     "<text>"     (escapes \r \n \t \0 \\ \" \xHH)
+//			health_send_hex <hex>...
+//			health_expect   "<text>"
+//			health_expect_hex <hex>...
+//			health_uri      <uri>
+//			health_method   <method>
+//			health_headers {
+//				<name> <value>...
+//			}
+//			health_status   <code>|<n>xx
+//			health_body     <regexp>
+//			close_on_down
 //			dial_timeout    <duration>
 //			max_connections <count>
 //			proxy_protocol  v1|v2
@@ -149,6 +163,7 @@ func existingApp(d *caddyfile.Dispenser, existingVal any) (*App, error) {
 type appDirective struct {
 	parse      func(d *caddyfile.Dispenser, c *AppConfig) error
 	repeatable bool // lists add up; a setting given twice is an error
+	block      bool // takes a block of its own (parse reads it)
 }
 
 // appDirectives are the subdirectives of an `app` block. A new field of
@@ -198,6 +213,38 @@ var appDirectives = map[string]appDirective{
 	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseFlag(d, &health(c).Disabled)
 	}},
+	"health_down_interval": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).DownInterval)
+	}},
+	"health_port": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Port)
+	}},
+	"health_send": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Send)
+	}},
+	"health_send_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).SendHex)
+	}},
+	"health_expect": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Expect)
+	}},
+	"health_expect_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).ExpectHex)
+	}},
+	"health_uri": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).URI)
+	}},
+	"health_method": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).Method)
+	}},
+	"health_headers": {parse: parseHealthHeaders, block: true},
+	"health_status": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseValue(d, &health(c).ExpectStatus, func(s string) (*HTTPStatus, error) { return parseHTTPStatus(s), nil })
+	}},
+	"health_body": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).ExpectBody)
+	}},
+	"close_on_down": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.CloseOnDown) }},
 	"idle_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDurationOrOff(d, &c.IdleTimeout)
 	}},
@@ -327,6 +374,9 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 		if err := dir.parse(d, c); err != nil {
 			return c, appError(c.Name, err)
 		}
+		if dir.block {
+			continue
+		}
 		if err := refuseBlock(d, name); err != nil {
 			return c, appError(c.Name, err)
 		}
@@ -335,7 +385,8 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 }
 
 // refuseBlock fails if the subdirective just parsed opens a block: only
-// `app` takes one, and anything in another block would be lost.
+// `app` and those marked block take one, and anything in another block
+// would be lost.
 func refuseBlock(d *caddyfile.Dispenser, name string) error {
 	if d.NextBlock(d.Nesting()) {
 		d.Prev() // back to the brace, on the subdirective's line

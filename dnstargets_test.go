@@ -429,7 +429,7 @@ func TestReloadKeepsDiscoveredTargetsHealthAndServesThemAtOnce(t *testing.T) {
 	spec := fmt.Sprintf("dns:db.test.:%d", port)
 	cfg := func(dialTimeout string) map[string]any {
 		return proxyConfig(dnsApp("reload", listen, srv, []any{spec}, map[string]any{"dial_timeout": dialTimeout,
-			"health_checks": map[string]any{"interval": "1h", "timeout": "1s"}}))
+			"health_checks": map[string]any{"interval": "1h", "down_interval": "1h", "timeout": "1s"}}))
 	}
 	loadConfig(t, cfg("2s"))
 	dead := lookupTarget(t, "reload", bs[1].addr)

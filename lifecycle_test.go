@@ -301,7 +301,14 @@ func TestKeepaliveIsSetOnClientAndTargetSocketsAndCanBeDisabled(t *testing.T) {
 		if got := keepaliveOf(t, clientSide); got != want {
 			t.Errorf("app %d: client socket keepalive (on, idle, interval, count) = %v, want %v", i, got, want)
 		}
-		if got := keepaliveOf(t, targetSide); got != want {
+		// Go's dialer sets keepalive once connect has returned, and the
+		// backend may accept before that: give it a moment.
+		var got [4]int
+		deadline := time.Now().Add(5 * time.Second)
+		for got = keepaliveOf(t, targetSide); got != want && time.Now().Before(deadline); got = keepaliveOf(t, targetSide) {
+			time.Sleep(time.Millisecond)
+		}
+		if got != want {
 			t.Errorf("app %d: target socket keepalive (on, idle, interval, count) = %v, want %v", i, got, want)
 		}
 	}
