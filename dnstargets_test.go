@@ -252,6 +252,7 @@ func TestDNSRecordsAddedAndRemovedWhileTrafficFlows(t *testing.T) {
 		t.Errorf("after the removal not both remaining records got connections")
 	}
 	ok, errs := tr.stop()
+	t.Logf("%d connections while records were added and removed, %d failed", ok+int64(len(errs)), len(errs))
 	if len(errs) > 0 {
 		t.Errorf("%d of %d connections failed while records came and went: %v", len(errs), ok+int64(len(errs)), errs[:min(len(errs), 5)])
 	}
