@@ -49,7 +49,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hc := newHealthChecker(ts, u, p, zap.NewNop())
+	hc := newHealthChecker(func() []*target { return ts }, u, p, zap.NewNop())
 	ctx := context.Background()
 	now := time.Now()
 	var worst time.Duration

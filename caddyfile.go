@@ -55,6 +55,8 @@ func init() {
 //			max_connection_duration <duration>
 //			keepalive       off | <idle> [<interval> [<count>]]
 //			access_log
+//			resolvers       <ip[:port]>...
+//			dns_refresh     <duration>
 //			accept_proxy_protocol <ip|cidr>...
 //			allow           <ip|cidr>...
 //			deny            <ip|cidr>...
@@ -63,9 +65,11 @@ func init() {
 //		}
 //	}
 //
-// `ports`, `targets`, `bind`, `accept_proxy_protocol`, `allow` and `deny`
-// may be repeated and add up; any other setting may be given once.
-// Several `tcpproxy` blocks are merged.
+// A target may also be `srv:<name>` or `dns:<host>:<port>` (its DNS
+// records are targets). `ports`, `targets`, `target`, `bind`,
+// `resolvers`, `accept_proxy_protocol`, `allow` and `deny` may be
+// repeated and add up; any other setting may be given once. Several
+// `tcpproxy` blocks are merged.
 func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	app, err := existingApp(d, existingVal)
 	if err != nil {
@@ -258,6 +262,13 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
+		return nil
+	}},
+	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.DNSRefresh)
+	}},
 
 	// Client address, access control and per-client limits (Clients).
 	"accept_proxy_protocol": listDirective(func(c *AppConfig) *[]string { return &c.AcceptProxyProtocol }),

@@ -142,6 +142,7 @@ var caddyfileSeeds = []string{
 	"app r {\nports 6379\ntargets h:1\nhealth_down_interval 1s\nhealth_send \"info\\r\\n\"\nhealth_expect role:master\nclose_on_down\n}\n" +
 		"app p {\nports 5432\ntargets h:2\nhealth_port 8008\nhealth_uri /primary\nhealth_headers {\nHost db\n}\nhealth_status 2xx\nhealth_body ok$\n}\n" +
 		"app x {\nports 7\ntargets h:3\nhealth_send_hex 00 0a\nhealth_expect_hex cafe\n}\n",
+	"app d {\nports 7000\ntargets srv:_pg._tcp.db. dns:db:5432\ntarget dns:[::1]:1 weight 3 backup\nresolvers 10.0.0.2 [fd00::2]:53\ndns_refresh 5s\n}\n",
 }
 
 // FuzzCaddyfile feeds text, as the body of the tcpproxy global option, to

@@ -56,7 +56,8 @@ type Upstreams struct {
 	// Targets are where connections are forwarded: `host:port` strings, or
 	// objects with a weight and a backup flag (see TargetConfig). Host
 	// names are resolved at every dial, so DNS changes are followed.
-	// Required, at least one.
+	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
+	// (see Discovery). Required, at least one.
 	Targets []TargetConfig `json:"targets,omitempty"`
 
 	// LBPolicy chooses an eligible (healthy and ready) target for each
@@ -85,6 +86,7 @@ type Upstreams struct {
 
 	Lifecycle
 	DownPolicy
+	Discovery
 	Clients
 }
 
@@ -321,6 +323,9 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 	if err := u.Lifecycle.validate(errorf); err != nil {
 		return err
 	}
+	if err := u.Discovery.validate(errorf); err != nil {
+		return err
+	}
 	if err := u.Clients.validate(errorf); err != nil {
 		return err
 	}
@@ -337,5 +342,6 @@ func (u Upstreams) withDefaults() Upstreams {
 	}
 	u.HealthChecks = u.HealthChecks.withDefaults()
 	u.Lifecycle = u.Lifecycle.withDefaults()
+	u.Discovery = u.Discovery.withDefaults()
 	return u
 }

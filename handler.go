@@ -13,7 +13,6 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
-	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
@@ -22,10 +21,12 @@ import (
 // Handler is the layer4 handler `tcpproxy`: it forwards each connection to
 // a healthy target of its app, chosen by the app's load-balancing policy.
 // The tcpproxy app generates one per app and runs the app's active health
-// checks itself. The handler can also be used in a layer4 route of your own
-// (for example after a TLS handler); there it runs the active checks of
-// its targets itself, from its first connection until its config is
-// unloaded, as configured by health_checks.
+// checks and DNS lookups itself. The handler can also be used in a layer4
+// route of your own (for example after a TLS handler); there it runs the
+// active checks of its targets itself, from its first connection until
+// its config is unloaded, as configured by health_checks. There its
+// targets are host:port ones: `srv:` and `dns:` targets need the app,
+// which runs their lookups from its Start to its Stop.
 type Handler struct {
 	// App names the app the handler serves. Handlers with the same app name
 	// share the round-robin position, the max_connections count and the
@@ -37,11 +38,13 @@ type Handler struct {
 	cfg      Upstreams // with defaults
 	state    *appState
 	released atomic.Bool
-	targets  []*target
+	// set is what the handler picks from: the app's (it owns it) for a
+	// handler the app generated, else the handler's own (ownSet).
+	set    *targetSet
+	ownSet bool
 	// retryAfter is down_interval when the app has no active checks: a
 	// target a failed dial marks down is tried again that long after.
 	retryAfter time.Duration
-	bal        *balance.Balancer
 	dialer     net.Dialer
 	timeouts   relay.Timeouts
 	logger     *zap.Logger
@@ -76,9 +79,14 @@ func (*Handler) CaddyModule() caddy.ModuleInfo {
 // and its targets.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	_, h.managed = ctx.Value(managingAppKey{}).(*App)
+	app, managed := ctx.Value(managingAppKey{}).(*App)
+	h.managed = managed
 	if err := h.validate(); err != nil {
 		return err
+	}
+	if addr, ok := hasDiscovery(h.Targets); ok && !managed {
+		return appErrorf(h.App)("targets", "%q: srv: and dns: targets are looked up by the tcpproxy app: "+
+			"define the app under apps.tcpproxy, or list host:port targets in a layer4 route of your own", addr)
 	}
 	h.cfg = h.Upstreams.withDefaults()
 	hc := h.cfg.HealthChecks
@@ -94,18 +102,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.timeouts = h.cfg.timeouts()
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
-	h.targets = acquireTargets(h.App, h.cfg.Targets)
-	bal, err := balance.New(h.cfg.LBPolicy, &h.state.next)
-	if err != nil {
-		return appErrorf(h.App)("lb_policy", "%v", err)
+	if managed {
+		h.set = app.targetSet(h.App)
 	}
-	bal.SetMembers(members(h.targets, h.cfg.Targets))
-	h.bal = bal
+	if h.set == nil {
+		set, err := newTargetSet(h.App, h.cfg, &h.state.next)
+		if err != nil {
+			return err
+		}
+		h.set, h.ownSet = set, true
+	}
 	if h.clients, err = newClientChecks(&h.cfg.Clients, h.state); err != nil {
 		return fmt.Errorf("app %q: %v", h.App, err) // validated: not expected
 	}
 	if !hc.Disabled && !h.managed {
-		h.checker = newHealthChecker(h.targets, h.cfg, prober, h.logger)
+		h.checker = newHealthChecker(h.set.current, h.cfg, prober, h.logger)
 	}
 	return nil
 }
@@ -116,7 +127,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) start() {
 	if h.checker == nil {
 		if !h.managed {
-			armRetries(h.targets, h.retryAfter)
+			armRetries(h.set.current(), h.retryAfter)
 		}
 		return
 	}
@@ -148,7 +159,9 @@ func (h *Handler) Cleanup() error {
 		h.checksEnded.Wait()
 	}
 	if h.state != nil && h.released.CompareAndSwap(false, true) {
-		releaseTargets(h.targets)
+		if h.ownSet && h.set != nil {
+			h.set.release()
+		}
 		releaseAppState(h.state)
 	}
 	return nil
@@ -210,8 +223,8 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 // rejected (counted and logged).
 func (h *Handler) dial(s *session) (net.Conn, *target) {
 	reason := reasonNoHealthyTarget
-	for range h.targets {
-		n := h.bal.Pick(s.client.Addr())
+	for range h.set.current() {
+		n := h.set.bal.Pick(s.client.Addr())
 		if n == nil {
 			break
 		}

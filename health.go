@@ -22,7 +22,7 @@ import (
 // Targets probed in the same pass share their next due time, so a round
 // over many targets stays one pass.
 type healthChecker struct {
-	targets      []*target
+	targets      func() []*target // read each pass: DNS targets come and go
 	interval     time.Duration
 	downInterval time.Duration
 	rise, fall   int
@@ -41,7 +41,7 @@ type healthChecker struct {
 
 // newHealthChecker returns the checker of an app's targets; u has its
 // defaults filled and p is its compiled probe.
-func newHealthChecker(targets []*target, u Upstreams, p *probe.Prober, logger *zap.Logger) *healthChecker {
+func newHealthChecker(targets func() []*target, u Upstreams, p *probe.Prober, logger *zap.Logger) *healthChecker {
 	hc := u.HealthChecks
 	return &healthChecker{
 		targets:  targets,
@@ -83,7 +83,7 @@ func (hc *healthChecker) run(ctx context.Context) {
 // Targets in maintenance are not probed.
 func (hc *healthChecker) launchDue(ctx context.Context, now time.Time) time.Time {
 	next := now.Add(hc.downInterval)
-	for _, t := range hc.targets {
+	for _, t := range hc.targets() {
 		if !t.probed() {
 			continue
 		}

@@ -46,9 +46,11 @@ type target struct {
 	hist *history.Target
 
 	// The weight and backup flag of the last config that provisioned
-	// the target, for the status API.
+	// the target, for the status API; and for a DNS record, the `srv:` or
+	// `dns:` target it came from (nil for a static target).
 	weight atomic.Int32
 	backup atomic.Bool
+	source atomic.Pointer[string]
 
 	// mu guards the health bookkeeping below; health rounds and passive
 	// failures take it, the data path never does.
@@ -87,30 +89,34 @@ func (t *target) Destruct() error {
 func acquireTargets(app string, cfgs []TargetConfig) []*target {
 	out := make([]*target, len(cfgs))
 	for i, c := range cfgs {
-		v, _, _ := targets.LoadOrNew(targetKey{app, c.Address}, func() (caddy.Destructor, error) {
-			t := &target{app: app, addr: c.Address, node: balance.NewNode(c.Address), lastChange: time.Now(),
-				m: newTargetMetrics(app, c.Address), hist: history.NewTarget()}
-			t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
-			t.node.Owner = t
-			t.healthy.Store(true)
-			return t, nil
-		})
-		t := v.(*target)
-		t.weight.Store(int32(c.weight()))
-		t.backup.Store(c.Backup)
+		t := acquireTarget(app, c.Address)
+		t.setConfig(c.weight(), c.Backup, nil)
 		out[i] = t
 	}
 	return out
 }
 
-// members are the targets as a balancer's members, with the weights and
-// backup flags of cfgs (the same targets, in the same order).
-func members(ts []*target, cfgs []TargetConfig) []balance.Member {
-	out := make([]balance.Member, len(ts))
-	for i, t := range ts {
-		out[i] = balance.Member{Node: t.node, Weight: cfgs[i].weight(), Backup: cfgs[i].Backup}
-	}
-	return out
+// acquireTarget returns the shared state of the target addr of app, new
+// (healthy and ready) if no config has it. Release it with releaseTargets.
+func acquireTarget(app, addr string) *target {
+	v, _, _ := targets.LoadOrNew(targetKey{app, addr}, func() (caddy.Destructor, error) {
+		t := &target{app: app, addr: addr, node: balance.NewNode(addr), lastChange: time.Now(),
+			m: newTargetMetrics(app, addr), hist: history.NewTarget()}
+		t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
+		t.node.Owner = t
+		t.healthy.Store(true)
+		return t, nil
+	})
+	return v.(*target)
+}
+
+// setConfig records what the status API shows of the target's config;
+// source is nil for a static target (one string per source is shared by
+// its records).
+func (t *target) setConfig(weight int, backup bool, source *string) {
+	t.weight.Store(int32(weight))
+	t.backup.Store(backup)
+	t.source.Store(source)
 }
 
 func releaseTargets(ts []*target) {
