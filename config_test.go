@@ -395,3 +395,37 @@ func checkAccepted(t *testing.T, config []byte) {
 		t.Fatalf("accepted config changes when decoded:\nadapted %s\ndecoded %s", raw, got)
 	}
 }
+
+// TestReadmeShowsTheExamplesAsTheyAre keeps the README's copies of the
+// three example files in step with the files.
+func TestReadmeShowsTheExamplesAsTheyAre(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range []struct{ marker, lang, file string }{
+		{"Plain config.json ([`examples/config.json`]", "json", "examples/config.json"},
+		{"Caddyfile ([`examples/Caddyfile`]", "caddyfile", "examples/Caddyfile"},
+		{"Native Caddy JSON ([`examples/caddy.json`]", "json", "examples/caddy.json"},
+	} {
+		text := string(readme)
+		i := strings.Index(text, ex.marker)
+		if i < 0 {
+			t.Errorf("README has no %q", ex.marker)
+			continue
+		}
+		start := strings.Index(text[i:], "```"+ex.lang+"\n") + i + len("```"+ex.lang+"\n")
+		end := strings.Index(text[start:], "```\n") + start
+		file, err := os.ReadFile(ex.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(file)
+		if j := strings.Index(want, "{"); ex.lang == "caddyfile" && j >= 0 {
+			want = want[j:] // the file's leading comment is not in the README
+		}
+		if got := text[start:end]; got != want {
+			t.Errorf("README's copy of %s differs from the file; copy the file into the README", ex.file)
+		}
+	}
+}
