@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -40,8 +41,25 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the routes of the status API and page.
 func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/tcpproxy/status", Handler: caddy.AdminHandlerFunc(handleStatus)},
-		{Pattern: "/tcpproxy/", Handler: caddy.AdminHandlerFunc(handleStatusPage)},
+		{Pattern: "/tcpproxy/status", Handler: drainingBody(handleStatus)},
+		{Pattern: "/tcpproxy/", Handler: drainingBody(handleStatusPage)},
+	}
+}
+
+// maxDrained is how much of a request body the read-only endpoints read
+// and drop: as much as Caddy's own /load accepts.
+const maxDrained = 100 << 20
+
+// drainingBody reads the request body (which the read-only endpoints have
+// no use for) before answering. Go's server closes a connection whose
+// body was left unread beyond 256 KiB, so a client still sending a large
+// body saw a reset instead of the answer (a 405 to a POST of 10 MiB, say).
+func drainingBody(h caddy.AdminHandlerFunc) caddy.AdminHandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if r.Body != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDrained))
+		}
+		return h(w, r)
 	}
 }
 
