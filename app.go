@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,7 +33,8 @@ type App struct {
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the health checks and the history sampler
+	sampled atomic.Int64   // the newest history slot sampled (history.go)
 	logger  *zap.Logger
 }
 
@@ -74,6 +76,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			name:     app.Name,
 			ports:    app.Ports,
 			settings: u,
+			state:    acquireAppState(app.Name),
 			targets:  acquireTargets(app.Name, u.Targets),
 		})
 	}
@@ -92,12 +95,13 @@ func withManagingApp(ctx caddy.Context, a *App) caddy.Context {
 	return ctx
 }
 
-// runningApp is an app of this config with the shared state of its
-// targets, for the health checks and the status API.
+// runningApp is an app of this config with the shared state of the app
+// and its targets, for the health checks, the history and the status API.
 type runningApp struct {
 	name     string
 	ports    []PortRange
 	settings Upstreams // with defaults
+	state    *appState
 	targets  []*target
 }
 
@@ -180,6 +184,7 @@ func (a *App) Start() error {
 			hc.run(ctx)
 		}(r.healthChecker(a.logger))
 	}
+	a.startSampler(ctx)
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil
 }
@@ -204,10 +209,10 @@ func (a *App) releaseSockets() {
 	a.sockets = nil
 }
 
-// Stop stops accepting and ends the health checks. On a reload it returns
-// at once: sockets kept by the new config stay open, and connections being
-// proxied run on. On exit it waits up to grace_period for the connections
-// to end, then closes them.
+// Stop stops accepting and ends the health checks and the history
+// sampler. On a reload it returns at once: sockets kept by the new config
+// stay open, and connections being proxied run on. On exit it waits up to
+// grace_period for the connections to end, then closes them.
 func (a *App) Stop() error {
 	_ = a.l4.Stop()
 	a.releaseSockets()
@@ -234,6 +239,7 @@ func (a *App) Stop() error {
 func (a *App) Cleanup() error {
 	for _, r := range a.running {
 		releaseTargets(r.targets)
+		releaseAppState(r.state)
 	}
 	return nil
 }

@@ -13,54 +13,18 @@ import (
 )
 
 // Benchmarks of the per-connection hot path. CI runs them with
-// -benchtime=1x to keep them compiling and allocation-free; run them with
+// -benchtime=1x to keep them compiling; run them with
 // `go test -run '^$' -bench . -benchmem` for figures.
 
-func benchTargets(n int) []*target {
-	ts := make([]*target, n)
-	for i := range ts {
-		ts[i] = &target{addr: fmt.Sprintf("10.0.0.%d:80", i)}
-		ts[i].healthy.Store(i%4 != 3) // every fourth target down
-		ts[i].active.Store(int64(i % 3))
-	}
-	return ts
-}
-
-func benchmarkPolicy(b *testing.B, name string) {
-	for _, n := range []int{2, 16} {
-		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
-			ts, st, pick := benchTargets(n), &appState{}, policies[name]
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if pick(ts, st) == nil {
-						b.Fatal("no target picked")
-					}
-				}
-			})
-		})
-	}
-}
-
-func BenchmarkRoundRobin(b *testing.B) { benchmarkPolicy(b, "round_robin") }
-
-func BenchmarkLeastConn(b *testing.B) { benchmarkPolicy(b, "least_conn") }
-
-func TestPolicyPicksAllocateNothing(t *testing.T) {
-	ts, st := benchTargets(8), &appState{}
-	for name, pick := range policies {
-		if n := testing.AllocsPerRun(1000, func() { pick(ts, st) }); n != 0 {
-			t.Errorf("%s: %v allocations per pick, want 0", name, n)
-		}
-	}
-}
+// Target selection is benchmarked, with its allocations asserted, in
+// internal/balance.
 
 // BenchmarkHealthRoundThousandTargets times one health round over 1,000
 // targets (half listening, half refusing); the goal is one round within
 // one probe timeout, because targets are probed concurrently.
 func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	const n = 1000
-	addrs := make([]string, 0, n)
+	addrs := make([]TargetConfig, 0, n)
 	for i := 0; i < n/2; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -68,10 +32,10 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 		}
 		b.Cleanup(func() { ln.Close() })
 		go acceptAndClose(ln)
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, TargetConfig{Address: ln.Addr().String()})
 	}
 	for _, p := range freePorts(b, n/2) {
-		addrs = append(addrs, hostPort(p)) // nothing listens: refused
+		addrs = append(addrs, TargetConfig{Address: hostPort(p)}) // nothing listens: refused
 	}
 	ts := acquireTargets("bench-health", addrs)
 	defer releaseTargets(ts)

@@ -25,8 +25,9 @@ func init() {
 //		app <name> {
 //			ports           <port|low-high>...
 //			targets         <host:port>...
+//			target          <host:port> [weight <n>] [backup]
 //			bind            <ip>...
-//			lb_policy       round_robin|least_conn
+//			lb_policy       round_robin|least_conn|ip_hash
 //			health_interval <duration>
 //			health_timeout  <duration>
 //			health_rise     <count>
@@ -156,9 +157,12 @@ var appDirectives = map[string]appDirective{
 		return nil
 	}},
 	"targets": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Targets = append(c.Targets, d.RemainingArgs()...)
+		for _, a := range d.RemainingArgs() {
+			c.Targets = append(c.Targets, TargetConfig{Address: a})
+		}
 		return nil
 	}},
+	"target": {repeatable: true, parse: parseTarget},
 	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		c.Bind = append(c.Bind, d.RemainingArgs()...)
 		return nil
@@ -201,6 +205,32 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+}
+
+// parseTarget parses `target <address> [weight <n>] [backup]`.
+func parseTarget(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	t := TargetConfig{Address: args[0]}
+	for i := 1; i < len(args); i++ {
+		switch {
+		case args[i] == "backup" && !t.Backup:
+			t.Backup = true
+		case args[i] == "weight" && t.Weight == 0 && i+1 < len(args):
+			i++
+			n, err := strconv.Atoi(args[i])
+			if err != nil {
+				return d.Errf("target %s: weight: want an integer, got %q", t.Address, args[i])
+			}
+			if n == 0 { // 0 would read as "unset" in JSON
+				return d.Errf("target %s: weight: weight 0 is out of range: valid weights are 1 to 256", t.Address)
+			}
+			t.Weight = n
+		default:
+			return d.Errf("target %s: unexpected %q: want target <address> [weight <n>] [backup]", t.Address, args[i])
+		}
+	}
+	c.Targets = append(c.Targets, t)
+	return nil
 }
 
 // parseFlag sets a setting that takes no value.

@@ -5,12 +5,24 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 )
+
+// quoted lists names as "a", "b", "c".
+func quoted(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
 
 // Defaults of the optional fields.
 const (
@@ -43,14 +55,19 @@ type AppConfig struct {
 // Upstreams is where and how an app's connections are forwarded. The app
 // and the layer4 handler share it.
 type Upstreams struct {
-	// Targets are the `host:port` addresses connections are forwarded to.
-	// Host names are resolved at every dial, so DNS changes are followed.
+	// Targets are where connections are forwarded: `host:port` strings, or
+	// objects with a weight and a backup flag (see TargetConfig). Host
+	// names are resolved at every dial, so DNS changes are followed.
 	// Required, at least one.
-	Targets []string `json:"targets,omitempty"`
+	Targets []TargetConfig `json:"targets,omitempty"`
 
-	// LBPolicy chooses a healthy target for each connection:
-	// `round_robin` (one rotation per app, shared by all its ports) or
-	// `least_conn` (fewest active connections, ties broken round-robin).
+	// LBPolicy chooses an eligible (healthy and ready) target for each
+	// connection: `round_robin` (smooth weighted round robin, one
+	// rotation per app shared by all its ports), `least_conn` (fewest
+	// active connections per unit of weight, ties broken round-robin) or
+	// `ip_hash` (weighted rendezvous hashing of the client IP: a client
+	// keeps its target while the eligible set is unchanged). Backup
+	// targets take connections only while no other target is eligible.
 	// Default: `round_robin`.
 	LBPolicy string `json:"lb_policy,omitempty"`
 
@@ -315,21 +332,11 @@ func describeHost(h string) string {
 
 // validate checks the upstream settings; errorf names the owner (an app).
 func (u *Upstreams) validate(errorf func(field, format string, args ...any) error) error {
-	if len(u.Targets) == 0 {
-		return errorf("targets", "at least one target is required")
+	if err := validateTargets(u.Targets, errorf); err != nil {
+		return err
 	}
-	seen := make(map[string]bool, len(u.Targets))
-	for _, t := range u.Targets {
-		if err := validateTarget(t); err != nil {
-			return errorf("targets", "%q: %v", t, err)
-		}
-		if seen[t] {
-			return errorf("targets", "%q is listed twice", t)
-		}
-		seen[t] = true
-	}
-	if _, ok := policies[u.LBPolicy]; !ok && u.LBPolicy != "" {
-		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, policyNames())
+	if u.LBPolicy != "" && !slices.Contains(balance.Policies(), u.LBPolicy) {
+		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, quoted(balance.Policies()))
 	}
 	if u.DialTimeout < 0 {
 		return errorf("dial_timeout", "must be positive, got %s", time.Duration(u.DialTimeout))
@@ -358,24 +365,6 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 		if hc.Fall < 0 {
 			return errorf("health_checks.fall", "must be at least 1, got %d", hc.Fall)
 		}
-	}
-	return nil
-}
-
-// validateTarget checks a `host:port` address without resolving it.
-func validateTarget(t string) error {
-	host, port, err := net.SplitHostPort(t)
-	if err != nil {
-		return fmt.Errorf("want host:port: %v", err)
-	}
-	if host == "" {
-		return fmt.Errorf("missing host")
-	}
-	if strings.ContainsAny(host, " /\t") {
-		return fmt.Errorf("invalid host %q", host)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("invalid port %q: want 1..65535", port)
 	}
 	return nil
 }

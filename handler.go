@@ -12,6 +12,8 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -34,7 +36,7 @@ type Handler struct {
 	state    *appState
 	released atomic.Bool
 	targets  []*target
-	pick     policy
+	bal      *balance.Balancer
 	dialer   net.Dialer
 	timeouts relay.Timeouts
 	logger   *zap.Logger
@@ -72,13 +74,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.cfg = h.Upstreams.withDefaults()
-	h.pick = policies[h.cfg.LBPolicy]
 	h.dialer = net.Dialer{Timeout: time.Duration(h.cfg.DialTimeout),
 		KeepAlive: -1, KeepAliveConfig: h.cfg.Keepalive.keepAliveConfig()}
 	h.timeouts = h.cfg.timeouts()
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
 	h.targets = acquireTargets(h.App, h.cfg.Targets)
+	bal, err := balance.New(h.cfg.LBPolicy, &h.state.next)
+	if err != nil {
+		return appErrorf(h.App)("lb_policy", "%v", err)
+	}
+	bal.SetMembers(members(h.targets, h.cfg.Targets))
+	h.bal = bal
 	if !h.cfg.HealthChecks.Disabled {
 		h.checker = &healthChecker{app: h.App, targets: h.targets, cfg: *h.cfg.HealthChecks,
 			proxyProtocol: h.cfg.ProxyProtocol, logger: h.logger}
@@ -134,11 +141,11 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	if h.checker != nil {
 		h.checksOnce.Do(h.startChecks)
 	}
-	s := session{cx: cx, accepted: time.Now()}
+	s := session{cx: cx, accepted: time.Now(), client: addrPort(cx.RemoteAddr())}
 	st := h.state
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
-		st.m.maxConns.Inc()
+		st.countRejection(reasonMaxConnections)
 		h.logRejected(&s, reasonMaxConnections)
 		return nil
 	}
@@ -150,10 +157,10 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	}
 	t.total.Add(1)
 	t.m.connections.Inc()
-	t.active.Add(1)
+	t.node.Active.Add(1)
 	t.m.active.Inc()
 	defer func() {
-		t.active.Add(-1)
+		t.node.Active.Add(-1)
 		t.m.active.Dec()
 	}()
 	h.proxy(cx, up, t, &s)
@@ -169,10 +176,11 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 func (h *Handler) dial(s *session) (net.Conn, *target) {
 	reason := reasonNoHealthyTarget
 	for range h.targets {
-		t := h.pick(h.targets, h.state)
-		if t == nil {
+		n := h.bal.Pick(s.client.Addr())
+		if n == nil {
 			break
 		}
+		t := n.Owner.(*target)
 		start := time.Now()
 		if s.attempts == 0 {
 			s.dialStart = start
@@ -185,6 +193,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			return conn, t
 		}
 		reason = reasonDialFailed
+		t.dialErrors.Add(1)
 		t.m.dialErrors.Inc()
 		if t.dialFailed(err) {
 			logTransition(h.logger, t, err)
@@ -197,22 +206,18 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 
 // reject counts a connection closed for lack of a target and warns at most
 // once per app per second, with the number of rejections since.
-func (h *Handler) reject(reason string) {
+func (h *Handler) reject(reason history.Reason) {
 	st := h.state
-	if reason == reasonDialFailed {
-		st.m.dialFailed.Inc()
-	} else {
-		st.m.noHealthy.Inc()
-	}
+	st.countRejection(reason)
 	st.rejects.Add(1)
 	now, last := time.Now().UnixNano(), st.lastReject.Load()
 	if now-last < int64(time.Second) || !st.lastReject.CompareAndSwap(last, now) {
-		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason))
+		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason.String()))
 		return
 	}
 	n := st.rejects.Swap(0)
 	h.logger.Warn("connection rejected: no target could be reached",
-		zap.String("app", h.App), zap.String("reason", reason), zap.Int64("rejected_since_last_warning", n))
+		zap.String("app", h.App), zap.String("reason", reason.String()), zap.Int64("rejected_since_last_warning", n))
 }
 
 // Interface guards.

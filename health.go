@@ -46,11 +46,12 @@ func (hc *healthChecker) run(ctx context.Context) {
 }
 
 // round probes every target not probed within the last `fresh` once,
-// concurrently, and waits for all probes.
+// concurrently, and waits for all probes. Targets in maintenance are not
+// probed.
 func (hc *healthChecker) round(ctx context.Context, fresh time.Duration) {
 	var wg sync.WaitGroup
 	for _, t := range hc.targets {
-		if fresh > 0 && t.probedWithin(fresh) {
+		if !t.probed() || fresh > 0 && t.probedWithin(fresh) {
 			continue
 		}
 		wg.Add(1)

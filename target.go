@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 )
 
 // target is the shared state of one target of one app: its health and its
@@ -17,9 +20,30 @@ type target struct {
 	app  string
 	addr string // as configured: resolved at each dial
 
+	// node is what the load balancers read: whether the target is
+	// eligible (healthy and ready) and its active connection count.
+	node *balance.Node
+
 	healthy atomic.Bool
-	active  atomic.Int64  // connections being proxied now
-	total   atomic.Uint64 // connections proxied since the target appeared
+	state   atomic.Uint32 // a targetState: set through the admin API
+
+	// Cumulative counters since the target appeared, for the status API
+	// and the history: connections proxied, failed dials while proxying,
+	// and bytes each way (up: client to target). The data path adds to
+	// them beside the Prometheus counters.
+	total      atomic.Uint64
+	dialErrors atomic.Uint64
+	up, down   byteCounter
+
+	// hist is the last 15 minutes of those counters and of the active
+	// connections, recorded by the samplers of the configs that have the
+	// target (history.go).
+	hist *history.Target
+
+	// The weight and backup flag of the last config that provisioned
+	// the target, for the status API.
+	weight atomic.Int32
+	backup atomic.Bool
 
 	// mu guards the health bookkeeping below; health rounds and passive
 	// failures take it, the data path never does.
@@ -46,18 +70,34 @@ func (t *target) Destruct() error {
 	return nil
 }
 
-// acquireTargets returns the shared state of each address of app, creating
-// the ones not seen before (they start healthy). Release with
-// releaseTargets.
-func acquireTargets(app string, addrs []string) []*target {
-	out := make([]*target, len(addrs))
-	for i, addr := range addrs {
-		v, _, _ := targets.LoadOrNew(targetKey{app, addr}, func() (caddy.Destructor, error) {
-			t := &target{app: app, addr: addr, lastChange: time.Now(), m: newTargetMetrics(app, addr)}
+// acquireTargets returns the shared state of each target of app, creating
+// the ones not seen before (they start healthy and ready), and records
+// their configured weight and backup flag. Release with releaseTargets.
+func acquireTargets(app string, cfgs []TargetConfig) []*target {
+	out := make([]*target, len(cfgs))
+	for i, c := range cfgs {
+		v, _, _ := targets.LoadOrNew(targetKey{app, c.Address}, func() (caddy.Destructor, error) {
+			t := &target{app: app, addr: c.Address, node: balance.NewNode(c.Address), lastChange: time.Now(),
+				m: newTargetMetrics(app, c.Address), hist: history.NewTarget()}
+			t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
+			t.node.Owner = t
 			t.healthy.Store(true)
 			return t, nil
 		})
-		out[i] = v.(*target)
+		t := v.(*target)
+		t.weight.Store(int32(c.weight()))
+		t.backup.Store(c.Backup)
+		out[i] = t
+	}
+	return out
+}
+
+// members are the targets as a balancer's members, with the weights and
+// backup flags of cfgs (the same targets, in the same order).
+func members(ts []*target, cfgs []TargetConfig) []balance.Member {
+	out := make([]balance.Member, len(ts))
+	for i, t := range ts {
+		out[i] = balance.Member{Node: t.node, Weight: cfgs[i].weight(), Backup: cfgs[i].Backup}
 	}
 	return out
 }
@@ -67,6 +107,47 @@ func releaseTargets(ts []*target) {
 		_, _ = targets.Delete(targetKey{t.app, t.addr})
 	}
 }
+
+// targetState is what an operator set through the admin API (SPEC.md,
+// "Runtime target state"): ready targets take new connections; drained
+// ones do not but are still probed; targets in maintenance are neither.
+// Established connections run on in every state.
+type targetState uint32
+
+const (
+	stateReady targetState = iota
+	stateDrain
+	stateMaint
+)
+
+var stateNames = [...]string{stateReady: "ready", stateDrain: "drain", stateMaint: "maint"}
+
+func (s targetState) String() string { return stateNames[s] }
+
+// parseState returns the state named s.
+func parseState(s string) (targetState, bool) {
+	for i, n := range stateNames {
+		if n == s {
+			return targetState(i), true
+		}
+	}
+	return 0, false
+}
+
+// setState sets the target's admin state and reports whether it changed.
+func (t *target) setState(s targetState) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if targetState(t.state.Swap(uint32(s))) == s {
+		return false
+	}
+	t.updateEligibleLocked()
+	return true
+}
+
+// probed reports whether health probes are due to the target: not while
+// it is in maintenance.
+func (t *target) probed() bool { return targetState(t.state.Load()) != stateMaint }
 
 // appState is the state of an app that outlives a config reload: the
 // round-robin position and the connection count that max_connections
@@ -79,7 +160,28 @@ type appState struct {
 	lastReject atomic.Int64 // unix nanos of the last no-healthy-target warning
 	rejects    atomic.Int64 // no-healthy-target rejections not yet logged
 
+	// rejected counts the clients closed without being proxied, by
+	// reason, since the app appeared: for the status API and the history.
+	rejected [history.NumReasons]atomic.Uint64
+	hist     *history.App
+
 	m appMetrics
+}
+
+// countRejection counts a client closed without being proxied: in the
+// app's metric and in the counter its history samples.
+func (s *appState) countRejection(r history.Reason) {
+	s.rejected[r].Add(1)
+	s.m.rejected[r].Inc()
+}
+
+// rejectionCounts reads the rejection counters.
+func (s *appState) rejectionCounts() history.Rejections {
+	var out history.Rejections
+	for i := range out {
+		out[i] = s.rejected[i].Load()
+	}
+	return out
 }
 
 // Destruct runs when no config has the app any more.
@@ -92,7 +194,7 @@ var appStates = caddy.NewUsagePool()
 
 func acquireAppState(name string) *appState {
 	v, _, _ := appStates.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return &appState{name: name, m: newAppMetrics(name)}, nil
+		return &appState{name: name, m: newAppMetrics(name), hist: history.NewApp()}, nil
 	})
 	return v.(*appState)
 }
@@ -150,34 +252,13 @@ func (t *target) setHealthyLocked(up bool) bool {
 	} else {
 		t.m.healthy.Set(0)
 	}
+	t.updateEligibleLocked()
 	return true
 }
 
-// targetStatus is a target's row in the status API.
-type targetStatus struct {
-	Address              string    `json:"address"`
-	Healthy              bool      `json:"healthy"`
-	ActiveConnections    int64     `json:"active_connections"`
-	TotalConnections     uint64    `json:"total_connections"`
-	LastError            string    `json:"last_error"`
-	LastCheck            time.Time `json:"last_check,omitzero"`
-	LastChange           time.Time `json:"last_change,omitzero"`
-	ConsecutiveSuccesses int       `json:"consecutive_successes"`
-	ConsecutiveFailures  int       `json:"consecutive_failures"`
-}
-
-func (t *target) status() targetStatus {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return targetStatus{
-		Address:              t.addr,
-		Healthy:              t.healthy.Load(),
-		ActiveConnections:    t.active.Load(),
-		TotalConnections:     t.total.Load(),
-		LastError:            t.lastError,
-		LastCheck:            t.lastCheck,
-		LastChange:           t.lastChange,
-		ConsecutiveSuccesses: t.successes,
-		ConsecutiveFailures:  t.failures,
-	}
+// updateEligibleLocked tells the balancers whether the target takes new
+// connections: it does when it is healthy and ready. This is the one
+// place that decides it.
+func (t *target) updateEligibleLocked() {
+	t.node.SetEligible(t.healthy.Load() && targetState(t.state.Load()) == stateReady)
 }
