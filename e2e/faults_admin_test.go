@@ -77,6 +77,10 @@ func hostileBodies(admin string, port int, target string) []hostileBody {
 			}
 			return wrap(kind, strings.Repeat("[", 1000000)+strings.Repeat("]", 1000000))
 		}},
+		{"nested 20,000 deep in 40 KB", func(kind string) []byte {
+			// Small enough for every endpoint to parse, not only to refuse.
+			return []byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000))
+		}},
 		{"deeply nested objects", func(kind string) []byte {
 			nested := strings.Repeat(`{"a":`, 1000000) + "1" + strings.Repeat("}", 1000000)
 			if kind == "text/caddyfile" {
