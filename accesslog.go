@@ -24,6 +24,13 @@ type session struct {
 	target               *target // nil if none was reached
 	reason               relay.Reason
 	bytesUp, bytesDown   int64 // client → target, target → client
+
+	// dest is the destination of an accepted PROXY header, passed on in
+	// the one sent to the target; zero otherwise (ours is passed on).
+	dest netip.AddrPort
+	// early are client bytes read along with its PROXY header: they go
+	// to the target before the relay starts.
+	early []byte
 }
 
 // addrPort is a TCP address as a netip.AddrPort, an IPv4-mapped IPv6

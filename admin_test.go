@@ -39,6 +39,7 @@ type targetDoc struct {
 	State                string      `json:"state"`
 	Weight               int         `json:"weight"`
 	Backup               bool        `json:"backup"`
+	Source               string      `json:"source"`
 	ActiveConnections    int64       `json:"active_connections"`
 	TotalConnections     uint64      `json:"total_connections"`
 	LastError            string      `json:"last_error"`

@@ -1,8 +1,10 @@
 package tcpproxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -20,8 +22,9 @@ import (
 // internal/balance.
 
 // BenchmarkHealthRoundThousandTargets times one health round over 1,000
-// targets (half listening, half refusing); the goal is one round within
-// one probe timeout, because targets are probed concurrently.
+// targets with a send/expect probe (half answering, half refusing); the
+// goal is one round within one probe timeout, because targets are probed
+// concurrently: rounds-per-timeout must stay below 1.
 func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	const n = 1000
 	addrs := make([]TargetConfig, 0, n)
@@ -31,7 +34,7 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { ln.Close() })
-		go acceptAndClose(ln)
+		go answerLines(ln, "# Replication\r\nrole:master\r\n")
 		addrs = append(addrs, TargetConfig{Address: ln.Addr().String()})
 	}
 	for _, p := range freePorts(b, n/2) {
@@ -40,25 +43,58 @@ func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	ts := acquireTargets("bench-health", addrs)
 	defer releaseTargets(ts)
 	timeout := 2 * time.Second
-	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
-		cfg: HealthChecks{Timeout: Duration(timeout), Rise: 1, Fall: 1}}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		hc.round(context.Background(), 0)
+	u := Upstreams{HealthChecks: &HealthChecks{Timeout: Duration(timeout), Send: "info replication\r\n", Expect: "role:master"}}
+	u = u.withDefaults()
+	p, err := u.HealthChecks.prober("", appErrorf("bench-health"))
+	if err != nil {
+		b.Fatal(err)
 	}
-	perRound := time.Since(start) / time.Duration(b.N)
-	b.ReportMetric(float64(perRound.Milliseconds()), "ms/round")
-	b.ReportMetric(perRound.Seconds()/timeout.Seconds(), "rounds-per-timeout")
+	hc := newHealthChecker(func() []*target { return ts }, u, p, zap.NewNop())
+	ctx := context.Background()
+	now := time.Now()
+	var worst time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		now = now.Add(time.Hour) // every target due
+		start := time.Now()
+		hc.launchDue(ctx, now)
+		hc.probes.Wait()
+		worst = max(worst, time.Since(start))
+	}
+	b.StopTimer()
+	up := 0
+	for _, t := range ts {
+		if t.healthy.Load() {
+			up++
+		}
+	}
+	if up != n/2 {
+		b.Fatalf("%d targets up after the rounds, want the %d that answer", up, n/2)
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms/round")
+	b.ReportMetric(worst.Seconds()/timeout.Seconds(), "rounds-per-timeout")
 }
 
-func acceptAndClose(ln net.Listener) {
+// answerLines answers every line a connection sends with answer, until
+// the connection closes.
+func answerLines(ln net.Listener, answer string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		c.Close()
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, answer); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }
 

@@ -33,6 +33,20 @@ func init() {
 //			health_rise     <count>
 //			health_fall     <count>
 //			health_disabled
+//			health_down_interval <duration>
+//			health_port     <port>
+//			health_send     "<text>"     (escapes \r \n \t \0 \\ \" \xHH)
+//			health_send_hex <hex>...
+//			health_expect   "<text>"
+//			health_expect_hex <hex>...
+//			health_uri      <uri>
+//			health_method   <method>
+//			health_headers {
+//				<name> <value>...
+//			}
+//			health_status   <code>|<n>xx
+//			health_body     <regexp>
+//			close_on_down
 //			dial_timeout    <duration>
 //			max_connections <count>
 //			proxy_protocol  v1|v2
@@ -41,11 +55,21 @@ func init() {
 //			max_connection_duration <duration>
 //			keepalive       off | <idle> [<interval> [<count>]]
 //			access_log
+//			resolvers       <ip[:port]>...
+//			dns_refresh     <duration>
+//			accept_proxy_protocol <ip|cidr>...
+//			allow           <ip|cidr>...
+//			deny            <ip|cidr>...
+//			max_connections_per_client <count>
+//			client_rate_limit <connections> <window>
 //		}
 //	}
 //
-// `ports`, `targets` and `bind` may be repeated and add up; any other
-// setting may be given once. Several `tcpproxy` blocks are merged.
+// A target may also be `srv:<name>` or `dns:<host>:<port>` (its DNS
+// records are targets). `ports`, `targets`, `target`, `bind`,
+// `resolvers`, `accept_proxy_protocol`, `allow` and `deny` may be
+// repeated and add up; any other setting may be given once. Several
+// `tcpproxy` blocks are merged.
 func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	app, err := existingApp(d, existingVal)
 	if err != nil {
@@ -145,6 +169,7 @@ func existingApp(d *caddyfile.Dispenser, existingVal any) (*App, error) {
 type appDirective struct {
 	parse      func(d *caddyfile.Dispenser, c *AppConfig) error
 	repeatable bool // lists add up; a setting given twice is an error
+	block      bool // takes a block of its own (parse reads it)
 }
 
 // appDirectives are the subdirectives of an `app` block. A new field of
@@ -194,6 +219,38 @@ var appDirectives = map[string]appDirective{
 	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseFlag(d, &health(c).Disabled)
 	}},
+	"health_down_interval": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).DownInterval)
+	}},
+	"health_port": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Port)
+	}},
+	"health_send": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Send)
+	}},
+	"health_send_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).SendHex)
+	}},
+	"health_expect": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Expect)
+	}},
+	"health_expect_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).ExpectHex)
+	}},
+	"health_uri": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).URI)
+	}},
+	"health_method": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).Method)
+	}},
+	"health_headers": {parse: parseHealthHeaders, block: true},
+	"health_status": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseValue(d, &health(c).ExpectStatus, func(s string) (*HTTPStatus, error) { return parseHTTPStatus(s), nil })
+	}},
+	"health_body": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).ExpectBody)
+	}},
+	"close_on_down": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.CloseOnDown) }},
 	"idle_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDurationOrOff(d, &c.IdleTimeout)
 	}},
@@ -205,6 +262,32 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
+		return nil
+	}},
+	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.DNSRefresh)
+	}},
+
+	// Client address, access control and per-client limits (Clients).
+	"accept_proxy_protocol": listDirective(func(c *AppConfig) *[]string { return &c.AcceptProxyProtocol }),
+	"allow":                 listDirective(func(c *AppConfig) *[]string { return &c.Allow }),
+	"deny":                  listDirective(func(c *AppConfig) *[]string { return &c.Deny }),
+	"max_connections_per_client": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &c.MaxConnectionsPerClient)
+	}},
+	"client_rate_limit": {parse: parseClientRateLimit},
+}
+
+// listDirective is a repeatable subdirective whose values add up in the
+// list that field returns.
+func listDirective(field func(c *AppConfig) *[]string) appDirective {
+	return appDirective{repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		list := field(c)
+		*list = append(*list, d.RemainingArgs()...)
+		return nil
+	}}
 }
 
 // parseTarget parses `target <address> [weight <n>] [backup]`.
@@ -288,6 +371,26 @@ func parseKeepalive(d *caddyfile.Dispenser, c *AppConfig) error {
 	return nil
 }
 
+// parseClientRateLimit parses `client_rate_limit <connections> <window>`.
+func parseClientRateLimit(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("client_rate_limit: want <connections> <window>, such as 100 10s; got %d values", len(args))
+	}
+	r := new(ClientRateLimit)
+	c.ClientRateLimit = r
+	n, err := strconv.Atoi(args[0])
+	if err != nil {
+		return d.Errf("client_rate_limit: connections: want an integer, got %q", args[0])
+	}
+	w, err := caddy.ParseDuration(args[1])
+	if err != nil {
+		return d.Errf("client_rate_limit: window: want a duration such as \"10s\", got %q", args[1])
+	}
+	r.Connections, r.Window = n, Duration(w)
+	return nil
+}
+
 // parseAppBlock parses `app <name> { ... }`; d holds just that segment,
 // positioned on `app`.
 func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
@@ -316,6 +419,9 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 		if err := dir.parse(d, c); err != nil {
 			return c, appError(c.Name, err)
 		}
+		if dir.block {
+			continue
+		}
 		if err := refuseBlock(d, name); err != nil {
 			return c, appError(c.Name, err)
 		}
@@ -324,7 +430,8 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 }
 
 // refuseBlock fails if the subdirective just parsed opens a block: only
-// `app` takes one, and anything in another block would be lost.
+// `app` and those marked block take one, and anything in another block
+// would be lost.
 func refuseBlock(d *caddyfile.Dispenser, name string) error {
 	if d.NextBlock(d.Nesting()) {
 		d.Prev() // back to the brace, on the subdirective's line

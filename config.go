@@ -26,10 +26,8 @@ func quoted(names []string) string {
 
 // Defaults of the optional fields.
 const (
-	defaultGracePeriod    = 10 * time.Second
-	defaultDialTimeout    = 2 * time.Second
-	defaultHealthInterval = 30 * time.Second
-	defaultHealthTimeout  = 2 * time.Second
+	defaultGracePeriod = 10 * time.Second
+	defaultDialTimeout = 2 * time.Second
 )
 
 // AppConfig is one proxied application: a name, the ports it listens on and
@@ -58,7 +56,8 @@ type Upstreams struct {
 	// Targets are where connections are forwarded: `host:port` strings, or
 	// objects with a weight and a backup flag (see TargetConfig). Host
 	// names are resolved at every dial, so DNS changes are followed.
-	// Required, at least one.
+	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
+	// (see Discovery). Required, at least one.
 	Targets []TargetConfig `json:"targets,omitempty"`
 
 	// LBPolicy chooses an eligible (healthy and ready) target for each
@@ -86,29 +85,9 @@ type Upstreams struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	Lifecycle
-}
-
-// HealthChecks configures active health checks. A target never seen before
-// starts healthy; `fall` consecutive failed probes mark it down and `rise`
-// consecutive successful probes mark it up again.
-type HealthChecks struct {
-	// Interval between two probe rounds. Default: 30s.
-	Interval Duration `json:"interval,omitempty"`
-
-	// Timeout of one probe (a TCP connect). Default: 2s.
-	Timeout Duration `json:"timeout,omitempty"`
-
-	// Rise is the number of consecutive successes that mark a down target
-	// up. Default: 1.
-	Rise int `json:"rise,omitempty"`
-
-	// Fall is the number of consecutive failures that mark an up target
-	// down. Default: 1.
-	Fall int `json:"fall,omitempty"`
-
-	// Disabled turns active probing off; passive checks (a failed dial
-	// marks a target down) still apply. Default: false.
-	Disabled bool `json:"disabled,omitempty"`
+	DownPolicy
+	Discovery
+	Clients
 }
 
 // Duration is a Caddy duration ("500ms", "2s", "1m30s", "1d", or an integer
@@ -352,21 +331,13 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 	if err := u.Lifecycle.validate(errorf); err != nil {
 		return err
 	}
-	if hc := u.HealthChecks; hc != nil {
-		if hc.Interval < 0 {
-			return errorf("health_checks.interval", "must be positive, got %s", time.Duration(hc.Interval))
-		}
-		if hc.Timeout < 0 {
-			return errorf("health_checks.timeout", "must be positive, got %s", time.Duration(hc.Timeout))
-		}
-		if hc.Rise < 0 {
-			return errorf("health_checks.rise", "must be at least 1, got %d", hc.Rise)
-		}
-		if hc.Fall < 0 {
-			return errorf("health_checks.fall", "must be at least 1, got %d", hc.Fall)
-		}
+	if err := u.Discovery.validate(errorf); err != nil {
+		return err
 	}
-	return nil
+	if err := u.Clients.validate(errorf); err != nil {
+		return err
+	}
+	return u.HealthChecks.validate(errorf)
 }
 
 // withDefaults returns the settings with every unset optional field filled.
@@ -377,23 +348,8 @@ func (u Upstreams) withDefaults() Upstreams {
 	if u.DialTimeout == 0 {
 		u.DialTimeout = Duration(defaultDialTimeout)
 	}
-	hc := HealthChecks{}
-	if u.HealthChecks != nil {
-		hc = *u.HealthChecks
-	}
-	if hc.Interval == 0 {
-		hc.Interval = Duration(defaultHealthInterval)
-	}
-	if hc.Timeout == 0 {
-		hc.Timeout = Duration(defaultHealthTimeout)
-	}
-	if hc.Rise == 0 {
-		hc.Rise = 1
-	}
-	if hc.Fall == 0 {
-		hc.Fall = 1
-	}
-	u.HealthChecks = &hc
+	u.HealthChecks = u.HealthChecks.withDefaults()
 	u.Lifecycle = u.Lifecycle.withDefaults()
+	u.Discovery = u.Discovery.withDefaults()
 	return u
 }

@@ -20,8 +20,9 @@ import (
 // and in the Caddyfile `targets <address>...` or
 // `target <address> [weight <n>] [backup]`.
 type TargetConfig struct {
-	// Address is where connections go: `host:port`. Host names are
-	// resolved at every dial. Required.
+	// Address is where connections go: `host:port`, with host names
+	// resolved at every dial; or `srv:<name>` or `dns:<host>:<port>`,
+	// whose DNS records are each a target (see Discovery). Required.
 	Address string `json:"address,omitempty"`
 
 	// Weight is the target's share of new connections relative to the
@@ -86,7 +87,11 @@ func validateTargets(ts []TargetConfig, errorf func(field, format string, args .
 	}
 	seen := make(map[string]bool, len(ts))
 	for _, t := range ts {
-		if err := validateAddress(t.Address); err != nil {
+		if _, ok, err := discoverySource(t); ok {
+			if err != nil {
+				return errorf("targets", "%v", err)
+			}
+		} else if err := validateAddress(t.Address); err != nil {
 			return errorf("targets", "%q: %v", t.Address, err)
 		}
 		if t.Weight != 0 {

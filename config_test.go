@@ -171,6 +171,29 @@ type badValue struct {
 	want            []string // what each format's error must mention
 }
 
+// sameInEveryFormat checks that the app "web" with fields (native and
+// plain JSON, as in webApp) and with lines (Caddyfile, as in webBlock)
+// decodes to one config, and returns it.
+func sameInEveryFormat(t *testing.T, fields, lines string) *App {
+	t.Helper()
+	native, err := decodeConfig(formatNative, webApp(t, fields))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddyfile, err := decodeConfig(formatCaddyfile, webBlock(lines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := decodeConfig(formatPlain, webApp(t, fields))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b, c := appJSON(t, native), appJSON(t, caddyfile), appJSON(t, plain); a != b || a != c {
+		t.Fatalf("formats differ:\nnative    %s\nCaddyfile %s\nplain     %s", a, b, c)
+	}
+	return native
+}
+
 // testBadValues checks that every format rejects each bad value with an
 // error naming the app and mentioning want.
 func testBadValues(t *testing.T, cases []badValue) {

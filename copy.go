@@ -14,10 +14,18 @@ import (
 // Close through the live set) and closes both. A direction that reaches
 // EOF passes the half-close on and the other keeps flowing.
 func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *session) {
-	if err := writePreamble(cx, up, h.cfg.ProxyProtocol); err != nil {
+	if err := writePreamble(s, up, h.cfg.ProxyProtocol); err != nil {
 		_ = up.Close()
 		s.reason = relay.TargetError
 		return
+	}
+	if len(s.early) > 0 {
+		if _, err := up.Write(s.early); err != nil {
+			_ = up.Close()
+			s.reason = relay.TargetError
+			return
+		}
+		t.up.Add(float64(len(s.early))) // the metric and the history
 	}
 	client := rawConn(cx)
 	relay.CountPath(client, up)
@@ -30,6 +38,7 @@ func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *sessio
 	defer live.remove(c)
 	s.reason = c.Run()
 	s.bytesUp, s.bytesDown = c.Bytes()
+	s.bytesUp += int64(len(s.early))
 	h.logClosed(s) // before leaving the live set: a drain on exit waits for it
 }
 
@@ -53,8 +62,9 @@ func rawConn(cx *layer4.Connection) net.Conn {
 }
 
 // writePreamble sends the PROXY protocol header, if configured, before any
-// payload.
-func writePreamble(cx *layer4.Connection, up net.Conn, version string) error {
+// payload. It carries the client's address: after an accepted PROXY
+// header, the addresses that header gave.
+func writePreamble(s *session, up net.Conn, version string) error {
 	var v byte
 	switch version {
 	case "v1":
@@ -64,7 +74,11 @@ func writePreamble(cx *layer4.Connection, up net.Conn, version string) error {
 	default:
 		return nil
 	}
-	h := proxyproto.HeaderProxyFromAddrs(v, cx.RemoteAddr(), cx.LocalAddr())
+	src, dst := s.cx.RemoteAddr(), s.cx.LocalAddr()
+	if s.dest.IsValid() {
+		src, dst = net.TCPAddrFromAddrPort(s.client), net.TCPAddrFromAddrPort(s.dest)
+	}
+	h := proxyproto.HeaderProxyFromAddrs(v, src, dst)
 	_, err := h.WriteTo(up)
 	return err
 }

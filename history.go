@@ -70,7 +70,7 @@ func (a *App) startSampler(ctx context.Context) {
 // does not allocate.
 func (a *App) sample(now time.Time) {
 	for _, r := range a.running {
-		for _, t := range r.targets {
+		for _, t := range r.set.current() {
 			t.hist.Record(now, t.sample(), r.state.hist)
 		}
 		r.state.hist.Record(now, r.state.active.Load(), r.state.rejectionCounts())

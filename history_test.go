@@ -309,8 +309,13 @@ func benchConfig(b *testing.B, prefix string) *App {
 		for j := range cfgs {
 			cfgs[j] = TargetConfig{Address: fmt.Sprintf("10.0.%d.%d:80", i, j)}
 		}
-		r := &runningApp{name: name, state: acquireAppState(name), targets: acquireTargets(name, cfgs)}
-		b.Cleanup(func() { releaseTargets(r.targets); releaseAppState(r.state) })
+		r := &runningApp{name: name, state: acquireAppState(name)}
+		set, err := newTargetSet(name, Upstreams{Targets: cfgs}.withDefaults(), &r.state.next)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.set = set
+		b.Cleanup(func() { r.set.release(); releaseAppState(r.state) })
 		a.running = append(a.running, r)
 	}
 	return a
@@ -325,7 +330,7 @@ func BenchmarkSampleRound1000Targets(b *testing.B) {
 	for b.Loop() {
 		now = now.Add(history.Interval)
 		for _, r := range a.running {
-			for _, t := range r.targets {
+			for _, t := range r.set.current() {
 				t.total.Add(3)
 				t.up.Add(1 << 20)
 			}
@@ -344,7 +349,7 @@ func BenchmarkStatusJSON1000Targets(b *testing.B) {
 	for k := range history.Slots {
 		now = now.Add(history.Interval)
 		for _, r := range a.running {
-			for _, t := range r.targets {
+			for _, t := range r.set.current() {
 				t.total.Add(uint64(k + 1))
 				t.up.Add(float64(k+1) * 1e6)
 				t.down.Add(float64(k+1) * 1e7)

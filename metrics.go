@@ -81,6 +81,10 @@ const (
 	reasonNoHealthyTarget = history.NoHealthyTarget
 	reasonMaxConnections  = history.MaxConnections
 	reasonDialFailed      = history.DialFailed
+	reasonDenied          = history.Denied
+	reasonClientLimit     = history.ClientLimit
+	reasonRateLimited     = history.RateLimited
+	reasonBadProxyHeader  = history.BadProxyHeader
 )
 
 // registerMetrics adds the collectors to a config's registry. They are

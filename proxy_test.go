@@ -50,7 +50,7 @@ func TestRoundRobinSharesConnectionsEvenlyAcrossAllPorts(t *testing.T) {
 
 	// With one target down the rotation is even over the other two.
 	bs[1].stop()
-	lookupTarget(t, "rr", bs[1].addr).dialFailed(io.EOF)
+	lookupTarget(t, "rr", bs[1].addr).dialFailed(io.EOF, 0)
 	counts = map[string]int{}
 	for i := 0; i < n; i++ {
 		counts[greeting(t, hostPort(ports[i%len(ports)]))]++

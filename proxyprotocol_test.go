@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 // echoes the rest of the stream. It reports each proxied connection's
 // header and how many bytes followed it.
 type proxyProtocolBackend struct {
-	addr   string
-	got    chan proxyProtocolConn
-	probes chan *proxyproto.Header // LOCAL headers of health probes
+	addr     string
+	got      chan proxyProtocolConn
+	probes   chan *proxyproto.Header // LOCAL headers of health probes
+	accepted atomic.Int64
 }
 
 // payloadSize is what each test connection sends after the header.
@@ -48,6 +50,7 @@ func newProxyProtocolBackend(t *testing.T) *proxyProtocolBackend {
 			if err != nil {
 				return
 			}
+			b.accepted.Add(1)
 			go b.handle(c)
 		}
 	}()

@@ -21,7 +21,7 @@ func TestReloadKeepsTargetHealthStateWithoutReprobing(t *testing.T) {
 	cfg := func(dialTimeout string, targets ...string) map[string]any {
 		return proxyConfig(app{"name": "keep", "ports": []int{port}, "bind": []string{"127.0.0.1"},
 			"targets": targets, "dial_timeout": dialTimeout,
-			"health_checks": map[string]any{"interval": "1h", "timeout": "1s"}})
+			"health_checks": map[string]any{"interval": "1h", "down_interval": "1h", "timeout": "1s"}})
 	}
 	loadConfig(t, cfg("2s", a.addr, b.addr))
 	tb := lookupTarget(t, "keep", b.addr)

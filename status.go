@@ -47,6 +47,7 @@ type targetStatus struct {
 	State                string    `json:"state"`
 	Weight               int       `json:"weight"`
 	Backup               bool      `json:"backup"`
+	Source               string    `json:"source"`
 	ActiveConnections    int64     `json:"active_connections"`
 	TotalConnections     uint64    `json:"total_connections"`
 	LastError            string    `json:"last_error"`
@@ -105,11 +106,12 @@ func (a *App) status(o statusOptions) []appStatus {
 	out := make([]appStatus, 0, len(a.running))
 	for _, r := range a.running {
 		st := r.state
+		ts := r.set.current()
 		s := appStatus{
 			Name:              r.name,
 			Ports:             r.ports,
 			LBPolicy:          r.settings.LBPolicy,
-			Targets:           make([]targetStatus, len(r.targets)),
+			Targets:           make([]targetStatus, len(ts)),
 			ActiveConnections: st.active.Load(),
 			Rejections:        make(map[string]uint64, history.NumReasons),
 			Rates:             st.hist.Rates(),
@@ -121,7 +123,7 @@ func (a *App) status(o statusOptions) []appStatus {
 			h := st.hist.Snapshot()
 			s.History = &h
 		}
-		for i, t := range r.targets {
+		for i, t := range ts {
 			s.Targets[i] = t.status()
 			if o.history {
 				h := t.hist.Snapshot()
@@ -135,6 +137,10 @@ func (a *App) status(o statusOptions) []appStatus {
 
 // status returns the target's row, without its history.
 func (t *target) status() targetStatus {
+	source := ""
+	if p := t.source.Load(); p != nil {
+		source = *p
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return targetStatus{
@@ -143,6 +149,7 @@ func (t *target) status() targetStatus {
 		State:                targetState(t.state.Load()).String(),
 		Weight:               int(t.weight.Load()),
 		Backup:               t.backup.Load(),
+		Source:               source,
 		ActiveConnections:    t.node.Active.Load(),
 		TotalConnections:     t.total.Load(),
 		LastError:            t.lastError,

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/clientlimit"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 )
 
@@ -26,6 +27,10 @@ type target struct {
 
 	healthy atomic.Bool
 	state   atomic.Uint32 // a targetState: set through the admin API
+	// probing is held by the one active probe of the target running now,
+	// whichever config's checker started it: a target is never probed
+	// twice at once, even while a reload overlaps two configs.
+	probing atomic.Bool
 
 	// Cumulative counters since the target appeared, for the status API
 	// and the history: connections proxied, failed dials while proxying,
@@ -41,9 +46,11 @@ type target struct {
 	hist *history.Target
 
 	// The weight and backup flag of the last config that provisioned
-	// the target, for the status API.
+	// the target, for the status API; and for a DNS record, the `srv:` or
+	// `dns:` target it came from (nil for a static target).
 	weight atomic.Int32
 	backup atomic.Bool
+	source atomic.Pointer[string]
 
 	// mu guards the health bookkeeping below; health rounds and passive
 	// failures take it, the data path never does.
@@ -53,6 +60,9 @@ type target struct {
 	lastError  string
 	lastCheck  time.Time
 	lastChange time.Time
+	probeStart time.Time // start of the last probe that counted or was skipped: the schedule's base
+	passiveAt  time.Time // the last failed dial while proxying
+	retry      passiveRetry
 
 	m targetMetrics
 }
@@ -66,6 +76,9 @@ var targets = caddy.NewUsagePool()
 
 // Destruct runs when no config uses the target any more.
 func (t *target) Destruct() error {
+	t.mu.Lock()
+	t.disarmRetryLocked()
+	t.mu.Unlock()
 	deleteTargetMetrics(t.app, t.addr)
 	return nil
 }
@@ -76,30 +89,34 @@ func (t *target) Destruct() error {
 func acquireTargets(app string, cfgs []TargetConfig) []*target {
 	out := make([]*target, len(cfgs))
 	for i, c := range cfgs {
-		v, _, _ := targets.LoadOrNew(targetKey{app, c.Address}, func() (caddy.Destructor, error) {
-			t := &target{app: app, addr: c.Address, node: balance.NewNode(c.Address), lastChange: time.Now(),
-				m: newTargetMetrics(app, c.Address), hist: history.NewTarget()}
-			t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
-			t.node.Owner = t
-			t.healthy.Store(true)
-			return t, nil
-		})
-		t := v.(*target)
-		t.weight.Store(int32(c.weight()))
-		t.backup.Store(c.Backup)
+		t := acquireTarget(app, c.Address)
+		t.setConfig(c.weight(), c.Backup, nil)
 		out[i] = t
 	}
 	return out
 }
 
-// members are the targets as a balancer's members, with the weights and
-// backup flags of cfgs (the same targets, in the same order).
-func members(ts []*target, cfgs []TargetConfig) []balance.Member {
-	out := make([]balance.Member, len(ts))
-	for i, t := range ts {
-		out[i] = balance.Member{Node: t.node, Weight: cfgs[i].weight(), Backup: cfgs[i].Backup}
-	}
-	return out
+// acquireTarget returns the shared state of the target addr of app, new
+// (healthy and ready) if no config has it. Release it with releaseTargets.
+func acquireTarget(app, addr string) *target {
+	v, _, _ := targets.LoadOrNew(targetKey{app, addr}, func() (caddy.Destructor, error) {
+		t := &target{app: app, addr: addr, node: balance.NewNode(addr), lastChange: time.Now(),
+			m: newTargetMetrics(app, addr), hist: history.NewTarget()}
+		t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
+		t.node.Owner = t
+		t.healthy.Store(true)
+		return t, nil
+	})
+	return v.(*target)
+}
+
+// setConfig records what the status API shows of the target's config;
+// source is nil for a static target (one string per source is shared by
+// its records).
+func (t *target) setConfig(weight int, backup bool, source *string) {
+	t.weight.Store(int32(weight))
+	t.backup.Store(backup)
+	t.source.Store(source)
 }
 
 func releaseTargets(ts []*target) {
@@ -150,20 +167,26 @@ func (t *target) setState(s targetState) bool {
 func (t *target) probed() bool { return targetState(t.state.Load()) != stateMaint }
 
 // appState is the state of an app that outlives a config reload: the
-// round-robin position and the connection count that max_connections
-// limits. Like targets it lives in a reference-counted pool.
+// round-robin position, the connection count that max_connections
+// limits and the per-client counts. Like targets it lives in a
+// reference-counted pool.
 type appState struct {
 	name   string
 	next   atomic.Uint64 // round-robin cursor
 	active atomic.Int64  // connections of the app being proxied now
 
-	lastReject atomic.Int64 // unix nanos of the last no-healthy-target warning
-	rejects    atomic.Int64 // no-healthy-target rejections not yet logged
+	rejectLog everySecond // no-healthy-target warnings
+	localLog  everySecond // warnings of dials that failed for local reasons
 
 	// rejected counts the clients closed without being proxied, by
 	// reason, since the app appeared: for the status API and the history.
 	rejected [history.NumReasons]atomic.Uint64
 	hist     *history.App
+
+	// limiter enforces the per-client limits (see clientLimiter); nil
+	// until a config sets one. limiterMu guards it at Provision.
+	limiterMu sync.Mutex
+	limiter   *clientlimit.Limiter
 
 	m appMetrics
 }
@@ -201,44 +224,87 @@ func acquireAppState(name string) *appState {
 
 func releaseAppState(s *appState) { _, _ = appStates.Delete(s.name) }
 
-// probeResult records one health probe and reports whether the target
-// changed state (up to down or down to up).
-func (t *target) probeResult(err error, rise, fall int) (changed bool) {
+// armRetries arms the passive retry of every target that is down, for a
+// config without active checks (see passiveRetry).
+func armRetries(ts []*target, after time.Duration) {
+	for _, t := range ts {
+		t.ensureRetry(after)
+	}
+}
+
+// probeResult records one active probe, started at start, and reports
+// whether the target changed state (up to down or down to up), and whether
+// it is down with exactly fall consecutive failed probes: the probes have
+// just confirmed it down (close_on_down acts then, once).
+func (t *target) probeResult(start time.Time, err error, rise, fall int) (changed, confirmedDown bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.probeStart = start
 	t.lastCheck = time.Now()
+	t.disarmRetryLocked() // active probes bring the target back, not a retry
 	if err != nil {
 		t.lastError = err.Error()
 		t.successes = 0
 		t.failures++
 		if t.healthy.Load() && t.failures >= fall {
-			return t.setHealthyLocked(false)
+			changed = t.setHealthyLocked(false)
 		}
-		return false
+		return changed, t.failures == fall
 	}
 	t.failures = 0
 	t.successes++
 	if !t.healthy.Load() && t.successes >= rise {
-		return t.setHealthyLocked(true)
+		return t.setHealthyLocked(true), false
 	}
-	return false
+	return false, false
 }
 
-// probedWithin reports whether the last probe is more recent than d.
-func (t *target) probedWithin(d time.Duration) bool {
+// probeSkipped records a probe that said nothing of the target (it failed
+// for a reason local to this machine): only the schedule moves on.
+func (t *target) probeSkipped(start time.Time) {
+	t.mu.Lock()
+	t.probeStart = start
+	t.mu.Unlock()
+}
+
+// nextProbe is when the target is due for an active probe: interval after
+// the last probe while it is up, down after the last probe or failed dial
+// while it is down. The zero time (never probed) is due at once.
+func (t *target) nextProbe(interval, down time.Duration) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return !t.lastCheck.IsZero() && time.Since(t.lastCheck) < d
+	if t.healthy.Load() {
+		if t.probeStart.IsZero() {
+			return time.Time{}
+		}
+		return t.probeStart.Add(interval)
+	}
+	base := t.probeStart
+	if t.passiveAt.After(base) {
+		base = t.passiveAt
+	}
+	if base.IsZero() {
+		return time.Time{}
+	}
+	return base.Add(down)
 }
 
 // dialFailed marks the target down at once after a failed dial while
-// proxying (a passive health check). It reports whether it was up.
-func (t *target) dialFailed(err error) (changed bool) {
+// proxying (a passive health check). retryAfter > 0 (the app has no
+// active checks) makes it eligible again that long after. It reports
+// whether it was up.
+func (t *target) dialFailed(err error, retryAfter time.Duration) (changed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lastError = err.Error()
 	t.successes = 0
-	return t.setHealthyLocked(false)
+	t.passiveAt = time.Now()
+	t.retry.trial = false
+	changed = t.setHealthyLocked(false)
+	if retryAfter > 0 {
+		t.armRetryLocked(retryAfter)
+	}
+	return changed
 }
 
 func (t *target) setHealthyLocked(up bool) bool {
@@ -249,6 +315,7 @@ func (t *target) setHealthyLocked(up bool) bool {
 	t.lastChange = time.Now()
 	if up {
 		t.m.healthy.Set(1)
+		t.disarmRetryLocked()
 	} else {
 		t.m.healthy.Set(0)
 	}
@@ -257,8 +324,10 @@ func (t *target) setHealthyLocked(up bool) bool {
 }
 
 // updateEligibleLocked tells the balancers whether the target takes new
-// connections: it does when it is healthy and ready. This is the one
-// place that decides it.
+// connections: it does when it is ready and healthy, or ready and down
+// with a passive retry open (see passiveRetry). This is the one place that
+// decides it.
 func (t *target) updateEligibleLocked() {
-	t.node.SetEligible(t.healthy.Load() && targetState(t.state.Load()) == stateReady)
+	up := t.healthy.Load() || t.retry.open
+	t.node.SetEligible(up && targetState(t.state.Load()) == stateReady)
 }
