@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -42,9 +43,28 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // Routes returns the routes of the status API and page.
 func (adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
-		{Pattern: "/tcpproxy/status", Handler: caddy.AdminHandlerFunc(handleStatus)},
-		{Pattern: "/tcpproxy/targets", Handler: caddy.AdminHandlerFunc(handleTargets)},
-		{Pattern: "/tcpproxy/", Handler: caddy.AdminHandlerFunc(handleStatusPage)},
+		{Pattern: "/tcpproxy/status", Handler: drainingBody(handleStatus)},
+		{Pattern: "/tcpproxy/targets", Handler: drainingBody(handleTargets)},
+		{Pattern: "/tcpproxy/", Handler: drainingBody(handleStatusPage)},
+	}
+}
+
+// maxDrained is how much of a request body an endpoint reads and drops
+// after handling the request: as much as Caddy's own /load accepts.
+const maxDrained = 100 << 20
+
+// drainingBody reads what is left of the request body once h is done
+// (all of it for the read-only endpoints, what is past the 64 KiB that
+// POST /tcpproxy/targets reads). Go's server closes a connection whose
+// body was left unread beyond 256 KiB, so a client still sending a large
+// body saw a reset instead of the answer (a 405 to a POST of 10 MiB, say).
+func drainingBody(h caddy.AdminHandlerFunc) caddy.AdminHandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		err := h(w, r)
+		if r.Body != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDrained))
+		}
+		return err
 	}
 }
 

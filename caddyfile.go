@@ -491,7 +491,7 @@ func parseValue[T any](d *caddyfile.Dispenser, dst *T, parse func(string) (T, er
 
 // appError names the app in an error of one of its subdirectives.
 func appError(name string, err error) error {
-	return fmt.Errorf("app %q: %w", name, err)
+	return fmt.Errorf("app %q: %w", clip(name), err)
 }
 
 func appDirectiveNames() string {

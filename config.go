@@ -177,6 +177,11 @@ func (p PortRange) Count() int { return p.High - p.Low + 1 }
 
 var appNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
+// maxAppNameLen bounds an app name: it labels every metric of the app and
+// names its logger and layer4 server, and every log line and error quotes
+// it. A name of megabytes is a mistake or an attack, never a name.
+const maxAppNameLen = 128
+
 // Validate checks every field of the tcpproxy app and returns the first
 // problem, naming the app, the field and the value.
 func (a *App) Validate() error {
@@ -218,10 +223,10 @@ func (c *AppConfig) errorf(field, format string, args ...any) error {
 }
 
 // appErrorf returns an error constructor naming the app; the app config and
-// the handler report their mistakes the same way.
+// the handler report their mistakes the same way. Long values are clipped.
 func appErrorf(app string) func(field, format string, args ...any) error {
 	return func(field, format string, args ...any) error {
-		return fmt.Errorf("app %q: %s: %s", app, field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("app %q: %s: %s", clip(app), field, fmt.Sprintf(format, clipArgs(args)...))
 	}
 }
 
@@ -229,6 +234,9 @@ func appErrorf(app string) func(field, format string, args ...any) error {
 func validateAppName(name, field string, errorf func(field, format string, args ...any) error) error {
 	if name == "" {
 		return errorf(field, "required")
+	}
+	if len(name) > maxAppNameLen {
+		return errorf(field, "%d characters long, at most %d", len(name), maxAppNameLen)
 	}
 	if !appNameRE.MatchString(name) {
 		return errorf(field, "%q may only contain letters, digits, '.', '_' and '-'", name)

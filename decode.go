@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file decodes the tcpproxy config strictly and with errors that say
@@ -40,7 +41,7 @@ func (a *App) UnmarshalJSON(b []byte) error {
 			if app == nil || app.Name == "" {
 				return fmt.Errorf("apps[%d]: %v", i, err)
 			}
-			return fmt.Errorf("app %q: %v", app.Name, err)
+			return fmt.Errorf("app %q: %v", clip(app.Name), err)
 		}
 		a.Apps = append(a.Apps, app)
 	}
@@ -71,7 +72,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 	if err := json.Unmarshal(b, &obj); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("want a JSON object, got %s %s", typeErr.Value, b)
+			return fmt.Errorf("want a JSON object, got %s %s", typeErr.Value, clip(string(b)))
 		}
 		return err
 	}
@@ -88,7 +89,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 	for _, key := range keys {
 		idx, ok := lookupField(fields, key)
 		if !ok {
-			return fmt.Errorf("unknown field %q (valid: %s)", prefix+key, validFieldNames(fields))
+			return fmt.Errorf("unknown field %q (valid: %s)", clip(prefix+key), validFieldNames(fields))
 		}
 		target := v.FieldByIndex(fields[idx].index).Addr().Interface()
 		if err := json.Unmarshal(obj[key], target); err != nil {
@@ -107,10 +108,10 @@ func decodeFields(b []byte, dst any, prefix string) error {
 func describeError(err error, target any, raw json.RawMessage) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, raw)
+		return fmt.Errorf("want %s, got %s %s", describeType(typeErr.Type), typeErr.Value, clip(string(raw)))
 	}
 	if _, ok := target.(*Duration); ok {
-		return fmt.Errorf("want %s, got %s", describeType(reflect.TypeFor[Duration]()), raw)
+		return fmt.Errorf("want %s, got %s", describeType(reflect.TypeFor[Duration]()), clip(string(raw)))
 	}
 	return err
 }
@@ -181,4 +182,42 @@ func describeType(t reflect.Type) string {
 		return "a JSON object"
 	}
 	return t.String()
+}
+
+// maxQuoted is how much of a value an error quotes. A value of megabytes
+// (a mistake, or hostile input to the admin API) would otherwise come back
+// whole in the API's answer and in the log line of the failed load.
+const maxQuoted = 256
+
+// clip returns s cut to maxQuoted bytes (at a character boundary), saying
+// how long it was.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	n := maxQuoted
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
+}
+
+// clipArgs clips the strings and errors among format arguments.
+func clipArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = clip(v)
+		case error:
+			if msg := v.Error(); len(msg) > maxQuoted {
+				out[i] = clip(msg)
+				continue
+			}
+			out[i] = v
+		default:
+			out[i] = a
+		}
+	}
+	return out
 }

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
@@ -167,6 +169,7 @@ func (s *sharedSocket) acceptLoop() {
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			acceptFailures.log(s.addr, err, backoff)
 			select {
 			case <-time.After(backoff):
 			case <-s.closed:
@@ -177,6 +180,31 @@ func (s *sharedSocket) acceptLoop() {
 		backoff = 0
 		s.deliver(conn)
 	}
+}
+
+// acceptFailures is the log of failed accepts, for every socket of the
+// pool: one line a second at most, saying how many accepts failed since
+// the line before. Out of file descriptors, every socket fails together,
+// and a line per failure or per socket would flood the log.
+var acceptFailures acceptFailureLog
+
+type acceptFailureLog struct {
+	last  atomic.Int64 // unix nanos of the last line written
+	count atomic.Int64 // failures since then
+}
+
+// log counts a failed accept on addr and writes the line if the last one
+// is a second old.
+func (l *acceptFailureLog) log(addr string, err error, retry time.Duration) {
+	l.count.Add(1)
+	now, last := time.Now().UnixNano(), l.last.Load()
+	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+		return
+	}
+	// The socket pool outlives configs: the logger is the current one.
+	caddy.Log().Named("tcpproxy").Error("accept failed: retrying",
+		zap.String("address", addr), zap.Error(err), zap.Duration("retry_in", retry),
+		zap.Int64("failed_accepts", l.count.Swap(0)))
 }
 
 // deliver hands conn to the newest view. A view closing meanwhile makes it

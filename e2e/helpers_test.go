@@ -126,6 +126,7 @@ type appCfg struct {
 	DialTimeout    string     `json:"dial_timeout,omitempty"`
 	MaxConnections int        `json:"max_connections,omitempty"`
 	AccessLog      bool       `json:"access_log,omitempty"`
+	*lifecycleCfg
 }
 
 type healthCfg struct {

@@ -25,6 +25,7 @@ type Conn struct {
 	mu    sync.Mutex // guards the timer and what it has seen
 	timer *time.Timer
 	seen  activity
+	acks  acks
 	done  bool
 }
 
@@ -129,8 +130,18 @@ func (c *Conn) expired() Reason {
 		return 0
 	}
 	now := time.Since(c.accepted)
+	upEnd, downEnd := time.Duration(c.upEnd.Load()), time.Duration(c.downEnd.Load())
 	c.seen.observe(now, c.up.n.Load(), c.down.n.Load())
-	r, next := c.timeouts.expired(now, &c.seen, time.Duration(c.upEnd.Load()), time.Duration(c.downEnd.Load()))
+	r, next := c.timeouts.expired(now, &c.seen, upEnd, downEnd)
+	if r == IdleTimeout || r == HalfCloseTimeout {
+		if quiet, recheck := c.stillQuiet(now, r); !quiet {
+			if recheck > 0 {
+				c.timer.Reset(recheck)
+				return 0
+			}
+			r, next = c.timeouts.expired(now, &c.seen, upEnd, downEnd)
+		}
+	}
 	if r != 0 {
 		c.done = true
 		return r

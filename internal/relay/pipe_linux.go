@@ -62,8 +62,10 @@ func (p *pipe) fill(src syscall.RawConn, n int) (int, error) {
 }
 
 // drain splices the n bytes in the pipe to dst, waiting in the netpoller
-// while dst's send buffer is full.
-func (p *pipe) drain(dst syscall.RawConn, n int) error {
+// while dst's send buffer is full. It counts the bytes on m as each
+// splice moves them: to a slow reader, draining a full pipe takes many
+// idle timeouts, and the bytes that move meanwhile are traffic.
+func (p *pipe) drain(dst syscall.RawConn, n int, m *meter) error {
 	var serr error
 	err := dst.Write(func(fd uintptr) bool {
 		for n > 0 {
@@ -83,6 +85,7 @@ func (p *pipe) drain(dst syscall.RawConn, n int) error {
 				serr = unix.EIO // the pipe held fewer bytes than it said
 				return true
 			}
+			m.add(out)
 			n -= out
 		}
 		return true

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -286,4 +287,85 @@ func benchmarkConnection(b *testing.B, to Timeouts) {
 func BenchmarkConnectionTimersOff(b *testing.B) { benchmarkConnection(b, Timeouts{}) }
 func BenchmarkConnectionTimersOn(b *testing.B) {
 	benchmarkConnection(b, Timeouts{Idle: time.Hour, HalfClose: time.Minute, MaxDuration: time.Hour})
+}
+
+// TestSlowReaderIsNotIdle: a client that reads steadily but slowly while
+// its target has megabytes to send moves bytes all the time, so the idle
+// timeout must not close it. The copy waits on the client's socket with
+// up to a pipe's worth (1 MiB) to write, and the kernel wakes it only
+// once a third of a full send buffer is free: the bytes that reach the
+// client meanwhile must count as traffic.
+func TestSlowReaderIsNotIdle(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	// A small receive buffer from the start: the client's window opens a
+	// few KiB at a time, as on a slow link.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.(*net.TCPConn)
+	proxyClient := (<-accepted).(*net.TCPConn)
+	t.Cleanup(func() { client.Close(); proxyClient.Close() })
+	proxyTarget, target := pair(t)
+	done := make(chan Reason, 1)
+	go func() {
+		done <- New(proxyClient, proxyTarget, Timeouts{Idle: idle}, time.Now(), new(counter), new(counter)).Run()
+	}()
+	go func() {
+		chunk := make([]byte, 256<<10)
+		for {
+			if _, err := target.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 4<<10)
+	var got int
+	start := time.Now()
+	for time.Since(start) < 8*idle {
+		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.ReadFull(client, buf)
+		got += n
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", got, err)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("closed (%v) after %s while the client read steadily (%d bytes so far)", r, time.Since(start).Round(time.Millisecond), got)
+		default:
+		}
+		time.Sleep(50 * time.Millisecond) // the client's pace: 80 KiB/s
+	}
+	t.Logf("read %d bytes in %s at the client's pace; the connection is open", got, time.Since(start).Round(time.Millisecond))
+}
+
+// TestQuietConnectionClosesOnTime: asking the kernel whether bytes left
+// the socket buffers (TestSlowReaderIsNotIdle) delays the close of a
+// connection that is really quiet by one look at most.
+func TestQuietConnectionClosesOnTime(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	start := time.Now()
+	_, _, _, _, _, done := proxied(t, Timeouts{Idle: idle})
+	if r := waitReason(t, done, 5*time.Second); r != IdleTimeout {
+		t.Fatalf("reason %v, want idle_timeout", r)
+	}
+	// T + 2T/checksPerTimeout, and as much again for a loaded machine.
+	if took := time.Since(start); took < idle || took > idle+4*idle/checksPerTimeout {
+		t.Errorf("closed after %s, want between %s and %s", took, idle, idle+4*idle/checksPerTimeout)
+	} else {
+		t.Logf("closed after %s (idle_timeout %s)", took.Round(time.Millisecond), idle)
+	}
 }

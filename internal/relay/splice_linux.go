@@ -120,11 +120,10 @@ func spliceQueued(dst, src syscall.RawConn, m *meter) error {
 			}
 			return readErrorOrNil(err)
 		}
-		if err := p.drain(dst, in); err != nil {
+		if err := p.drain(dst, in, m); err != nil {
 			p.close() // bytes may be stuck in it
 			return err
 		}
-		m.add(in)
 		Paths.SplicedBytes.Add(uint64(in))
 		queued -= in
 	}

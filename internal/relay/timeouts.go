@@ -20,8 +20,9 @@ func (t Timeouts) any() bool { return t.Idle > 0 || t.HalfClose > 0 || t.MaxDura
 
 // checksPerTimeout is how often, per idle or half-close period, the timer
 // looks at the byte counts. Traffic is noticed at the next look, so a
-// timeout fires between T and T + T/checksPerTimeout after the last byte.
-// Reading the counts the data path keeps anyway costs the data path
+// timeout fires between T and T + T/checksPerTimeout after the last byte
+// (T + 2T/checksPerTimeout the first time a connection is found quiet: see
+// Conn.stillQuiet). Reading the counts the data path keeps anyway costs the data path
 // nothing: no clock read and no timer reset per byte.
 const checksPerTimeout = 8
 
