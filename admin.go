@@ -52,10 +52,16 @@ type statusResponse struct {
 
 // appStatus is one app in the status API.
 type appStatus struct {
-	Name     string         `json:"name"`
-	Ports    []PortRange    `json:"ports"`
-	LBPolicy string         `json:"lb_policy"`
-	Targets  []targetStatus `json:"targets"`
+	Name     string      `json:"name"`
+	Ports    []PortRange `json:"ports"`
+	LBPolicy string      `json:"lb_policy"`
+	// Listener is the listener mode in effect: "sockets" or "sk_lookup"
+	// (auto shows the mode it chose).
+	Listener string `json:"listener"`
+	// SteeredPorts counts the (bind address, port) pairs steered to the
+	// app's sk_lookup sockets; 0 in sockets mode.
+	SteeredPorts int            `json:"steered_ports"`
+	Targets      []targetStatus `json:"targets"`
 }
 
 // handleStatus serves the status as JSON, or as the HTML page to a client
@@ -134,10 +140,12 @@ func (a *App) status() []appStatus {
 	out := make([]appStatus, 0, len(a.running))
 	for _, r := range a.running {
 		s := appStatus{
-			Name:     r.name,
-			Ports:    r.ports,
-			LBPolicy: r.settings.LBPolicy,
-			Targets:  make([]targetStatus, len(r.targets)),
+			Name:         r.name,
+			Ports:        r.ports,
+			LBPolicy:     r.settings.LBPolicy,
+			Listener:     r.listener,
+			SteeredPorts: sockets.steeredPorts(r.steered),
+			Targets:      make([]targetStatus, len(r.targets)),
 		}
 		for i, t := range r.targets {
 			s.Targets[i] = t.status()
@@ -227,7 +235,9 @@ function appSection(app) {
   s.dataset.app = app.name;
   s.append(el("h2", app.name));
   const up = app.targets.filter(t => t.healthy).length;
-  s.append(el("p", "ports " + app.ports.join(", ") + " \u00b7 " + app.lb_policy + " \u00b7 " +
+  const listener = app.listener === "sk_lookup" ?
+    "listener sk_lookup (" + app.steered_ports + " steered ports)" : "listener " + app.listener;
+  s.append(el("p", "ports " + app.ports.join(", ") + " \u00b7 " + app.lb_policy + " \u00b7 " + listener + " \u00b7 " +
     up + " of " + app.targets.length + " targets up", up < app.targets.length ? "meta down" : "meta"));
   const table = el("table");
   const cols = el("colgroup");

@@ -17,10 +17,12 @@ import (
 // decoding with unknown fields disallowed catches a renamed field.
 type statusDoc struct {
 	Apps []struct {
-		Name     string `json:"name"`
-		Ports    []any  `json:"ports"`
-		LBPolicy string `json:"lb_policy"`
-		Targets  []struct {
+		Name         string `json:"name"`
+		Ports        []any  `json:"ports"`
+		LBPolicy     string `json:"lb_policy"`
+		Listener     string `json:"listener"`
+		SteeredPorts int    `json:"steered_ports"`
+		Targets      []struct {
 			Address              string    `json:"address"`
 			Healthy              bool      `json:"healthy"`
 			ActiveConnections    int64     `json:"active_connections"`
@@ -111,6 +113,12 @@ func TestStatusListsEveryAppAndTarget(t *testing.T) {
 	if doc.Apps[0].LBPolicy != "round_robin" || doc.Apps[1].LBPolicy != "least_conn" {
 		t.Errorf("policies %q, %q; want round_robin (the default), least_conn",
 			doc.Apps[0].LBPolicy, doc.Apps[1].LBPolicy)
+	}
+	for _, a := range doc.Apps {
+		if a.Listener != "sockets" || a.SteeredPorts != 0 {
+			t.Errorf("app %s: listener %q with %d steered ports, want sockets (the default) with 0",
+				a.Name, a.Listener, a.SteeredPorts)
+		}
 	}
 	// The first health round runs at start: every target has been probed.
 	waitFor(t, 10*time.Second, "a first health check of every target", func() bool {

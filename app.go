@@ -31,9 +31,17 @@ type App struct {
 	l4      *layer4.App
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	logger  *zap.Logger
+
+	// appListeners are the sockets behind each "tcpproxy-app" address
+	// (listener_app.go), by appListenerKey; set in Start.
+	appListeners map[string][]*sharedSocket
+	// claims are the ports this config steers to sk_lookup sockets:
+	// planned in Start, routed last thing in Start, given up in Stop.
+	claims []plannedClaim
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -99,6 +107,8 @@ type runningApp struct {
 	ports    []PortRange
 	settings Upstreams // with defaults
 	targets  []*target
+	listener string          // the listener mode in effect, set in Start
+	steered  []*sharedSocket // its sk_lookup sockets, one per bind host
 }
 
 func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
@@ -115,8 +125,12 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
+	listen := c.listenAddrs()
+	if c.steered() {
+		listen = c.appListenAddrs()
+	}
 	return &layer4.Server{
-		Listen: c.listenAddrs(),
+		Listen: listen,
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
 }
@@ -147,24 +161,21 @@ func (c *AppConfig) listenAddrs() []string {
 }
 
 // Start binds every port of every app (or fails naming the app and port,
-// with nothing left open), then starts serving and health checking.
+// with nothing left open), then starts serving and health checking. The
+// routes of sk_lookup apps are written last: a config that fails to start
+// leaves the running one's routes as they were.
 func (a *App) Start() error {
-	for i, app := range a.Apps {
-		keepalive := a.running[i].settings.Keepalive.keepAliveConfig()
-		for _, addr := range app.socketAddrs() {
-			s, err := sockets.acquire(addr)
-			if err == nil {
-				a.sockets = append(a.sockets, s)
-				err = s.setKeepalive(keepalive)
-			}
-			if err != nil {
-				a.releaseSockets()
-				return fmt.Errorf("app %q: ports: listening on %s: %v", app.Name, addr, err)
-			}
-		}
+	if err := a.listen(); err != nil {
+		a.releaseSockets()
+		return err
 	}
 	if err := a.l4.Start(); err != nil {
 		_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
+		a.releaseSockets()
+		return err
+	}
+	if err := a.steer(); err != nil {
+		_ = a.l4.Stop()
 		a.releaseSockets()
 		return err
 	}
@@ -184,20 +195,8 @@ func (a *App) Start() error {
 	return nil
 }
 
-// socketAddrs are the host:port pairs the app listens on.
-func (c *AppConfig) socketAddrs() []string {
-	var out []string
-	for _, b := range c.bindHosts() {
-		for _, p := range c.Ports {
-			for port := p.Low; port <= p.High; port++ {
-				out = append(out, net.JoinHostPort(b, strconv.Itoa(port)))
-			}
-		}
-	}
-	return out
-}
-
 func (a *App) releaseSockets() {
+	a.claims = nil // routed claims were given up already (unsteer)
 	for _, s := range a.sockets {
 		sockets.release(s)
 	}
@@ -209,6 +208,8 @@ func (a *App) releaseSockets() {
 // proxied run on. On exit it waits up to grace_period for the connections
 // to end, then closes them.
 func (a *App) Stop() error {
+	a.unsteer() // first: new connections go to the new config's sockets, or are refused
+	a.drainBypassed()
 	_ = a.l4.Stop()
 	a.releaseSockets()
 	if a.cancel != nil {

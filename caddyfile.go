@@ -26,6 +26,7 @@ func init() {
 //			ports           <port|low-high>...
 //			targets         <host:port>...
 //			bind            <ip>...
+//			listener        sockets|sk_lookup|auto
 //			lb_policy       round_robin|least_conn
 //			health_interval <duration>
 //			health_timeout  <duration>
@@ -162,6 +163,9 @@ var appDirectives = map[string]appDirective{
 	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		c.Bind = append(c.Bind, d.RemainingArgs()...)
 		return nil
+	}},
+	"listener": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &c.Listener)
 	}},
 	"lb_policy": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseString(d, &c.LBPolicy)

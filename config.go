@@ -37,6 +37,8 @@ type AppConfig struct {
 	// interfaces.
 	Bind []string `json:"bind,omitempty"`
 
+	Listening
+
 	Upstreams
 }
 
@@ -256,6 +258,9 @@ func (c *AppConfig) validate() error {
 		if b != "" && net.ParseIP(strings.Trim(b, "[]")) == nil {
 			return c.errorf("bind", "%q is not an IP address", b)
 		}
+	}
+	if err := c.Listening.validate(c.errorf); err != nil {
+		return err
 	}
 	return c.Upstreams.validate(c.errorf)
 }

@@ -161,6 +161,9 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 	url := "http://" + admin + "/tcpproxy/"
 	dom := runChromium(t, "--virtual-time-budget=5000", "--dump-dom", url)
 	rows, refreshes := renderedRows(t, dom)
+	if !strings.Contains(string(dom), "listener sockets") {
+		t.Errorf("the page does not show the apps' listener mode (\"listener sockets\"):\n%s", dom)
+	}
 	if refreshes == "" || refreshes == "0" {
 		t.Errorf("the page's script never refreshed from the JSON endpoint (data-refreshes %q)", refreshes)
 	}
