@@ -8,32 +8,76 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // Tests of SPEC.md behaviour 10: the admin API's GET /tcpproxy/status and
 // the HTML page beside it.
 
-// statusDoc is the status JSON as SPEC.md and the issue name its fields;
+// statusDoc is the status JSON as SPEC.md and the issues name its fields;
 // decoding with unknown fields disallowed catches a renamed field.
 type statusDoc struct {
-	Apps []struct {
-		Name         string `json:"name"`
-		Ports        []any  `json:"ports"`
-		LBPolicy     string `json:"lb_policy"`
-		Listener     string `json:"listener"`
-		SteeredPorts int    `json:"steered_ports"`
-		Targets      []struct {
-			Address              string    `json:"address"`
-			Healthy              bool      `json:"healthy"`
-			ActiveConnections    int64     `json:"active_connections"`
-			TotalConnections     uint64    `json:"total_connections"`
-			LastError            string    `json:"last_error"`
-			LastCheck            time.Time `json:"last_check"`
-			LastChange           time.Time `json:"last_change"`
-			ConsecutiveSuccesses int       `json:"consecutive_successes"`
-			ConsecutiveFailures  int       `json:"consecutive_failures"`
-		} `json:"targets"`
-	} `json:"apps"`
+	Apps       []appDoc `json:"apps"`
+	HistoryEnd string   `json:"history_end"`
+}
+
+type appDoc struct {
+	Name              string            `json:"name"`
+	Ports             []any             `json:"ports"`
+	LBPolicy          string            `json:"lb_policy"`
+	Listener          string            `json:"listener"`
+	SteeredPorts      int               `json:"steered_ports"`
+	Targets           []targetDoc       `json:"targets"`
+	ActiveConnections int64             `json:"active_connections"`
+	Rejections        map[string]uint64 `json:"rejections"`
+	Rates             ratesDoc          `json:"rates"`
+	History           *historyDoc       `json:"history"`
+}
+
+type targetDoc struct {
+	Address              string      `json:"address"`
+	Healthy              bool        `json:"healthy"`
+	State                string      `json:"state"`
+	Weight               int         `json:"weight"`
+	Backup               bool        `json:"backup"`
+	Source               string      `json:"source"`
+	ActiveConnections    int64       `json:"active_connections"`
+	TotalConnections     uint64      `json:"total_connections"`
+	LastError            string      `json:"last_error"`
+	LastCheck            time.Time   `json:"last_check"`
+	LastChange           time.Time   `json:"last_change"`
+	ConsecutiveSuccesses int         `json:"consecutive_successes"`
+	ConsecutiveFailures  int         `json:"consecutive_failures"`
+	BytesUp              uint64      `json:"bytes_up"`
+	BytesDown            uint64      `json:"bytes_down"`
+	DialErrors           uint64      `json:"dial_errors"`
+	Rates                ratesDoc    `json:"rates"`
+	History              *historyDoc `json:"history"`
+}
+
+// ratesDoc is the `rates` of an app or a target: over the newest slot of
+// history.
+type ratesDoc struct {
+	ConnectionsPerSec float64 `json:"connections_per_sec"`
+	BytesUpPerSec     float64 `json:"bytes_up_per_sec"`
+	BytesDownPerSec   float64 `json:"bytes_down_per_sec"`
+	RejectionsPerSec  float64 `json:"rejections_per_sec"`
+	Active            int64   `json:"active"`
+}
+
+// historyDoc is the `history` of an app or a target: a missing series is
+// all zeros.
+type historyDoc struct {
+	Interval           string             `json:"interval"`
+	End                string             `json:"end"`
+	Recorded           int                `json:"recorded"`
+	Connections        []int64            `json:"connections"`
+	Active             []int64            `json:"active"`
+	BytesUp            []int64            `json:"bytes_up"`
+	BytesDown          []int64            `json:"bytes_down"`
+	Rejections         []int64            `json:"rejections"`
+	RejectionsByReason map[string][]int64 `json:"rejections_by_reason"`
 }
 
 // getStatus reads GET /tcpproxy/status as a JSON client does.
@@ -249,7 +293,11 @@ func TestStatusDuringReloadsAlwaysListsTheApp(t *testing.T) {
 				return
 			default:
 			}
-			apps, err := currentApps()
+			a, err := tcpproxyApp(caddy.ActiveContext())
+			var apps []appStatus
+			if a != nil {
+				apps = a.status(statusOptions{history: true})
+			}
 			if err != nil || len(apps) != 1 || apps[0].Name != "reloading" || len(apps[0].Targets) == 0 {
 				bad <- fmt.Sprintf("status %+v, error %v", apps, err)
 				return

@@ -7,11 +7,14 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 )
 
 // App is the Caddy app `tcpproxy`: a set of TCP apps, each listening on
@@ -39,9 +42,10 @@ type App struct {
 	// planned in Start, routed last thing in Start, given up in Stop.
 	claims []plannedClaim
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	logger *zap.Logger
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the health checks and the history sampler
+	sampled atomic.Int64   // the newest history slot sampled (history.go)
+	logger  *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -62,6 +66,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	// The target sets first: the handlers provisioned below pick from them.
+	// (Cleanup releases them if a later step fails.)
+	for _, app := range a.Apps {
+		u := app.Upstreams.withDefaults()
+		p, err := u.HealthChecks.prober(u.ProxyProtocol, app.errorf)
+		if err != nil {
+			return err
+		}
+		r := &runningApp{name: app.Name, ports: app.Ports, settings: u, prober: p, state: acquireAppState(app.Name)}
+		a.running = append(a.running, r)
+		set, err := newTargetSet(app.Name, u, &r.state.next)
+		if err != nil {
+			return err
+		}
+		r.set = set
+	}
 	servers := make(map[string]*layer4.Server, len(a.Apps))
 	for _, app := range a.Apps {
 		srv, err := app.server()
@@ -73,17 +93,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// Provisioned in Go, not loaded as a module: a loaded "layer4" app would
 	// be started and stopped by Caddy too, and replace a user's own.
 	a.l4 = &layer4.App{Servers: servers}
-	if err := a.l4.Provision(withManagingApp(ctx, a)); err != nil {
-		return err
-	}
-	for _, app := range a.Apps {
-		u := app.Upstreams.withDefaults()
-		a.running = append(a.running, &runningApp{
-			name:     app.Name,
-			ports:    app.Ports,
-			settings: u,
-			targets:  acquireTargets(app.Name, u.Targets),
-		})
+	return a.l4.Provision(withManagingApp(ctx, a))
+}
+
+// targetSet returns the target set of the app named name in this config,
+// or nil.
+func (a *App) targetSet(name string) *targetSet {
+	for _, r := range a.running {
+		if r.name == name {
+			return r.set
+		}
 	}
 	return nil
 }
@@ -100,20 +119,18 @@ func withManagingApp(ctx caddy.Context, a *App) caddy.Context {
 	return ctx
 }
 
-// runningApp is an app of this config with the shared state of its
-// targets, for the health checks and the status API.
+// runningApp is an app of this config with the shared state of the app
+// and its targets (the target set, which its handler, health checks and
+// DNS watcher share), for the history and the status API.
 type runningApp struct {
 	name     string
 	ports    []PortRange
 	settings Upstreams // with defaults
-	targets  []*target
+	prober   *probe.Prober
+	state    *appState // also the set's round-robin cursor
+	set      *targetSet
 	listener string          // the listener mode in effect, set in Start
 	steered  []*sharedSocket // its sk_lookup sockets, one per bind host
-}
-
-func (r *runningApp) healthChecker(logger *zap.Logger) *healthChecker {
-	return &healthChecker{app: r.name, targets: r.targets, cfg: *r.settings.HealthChecks,
-		proxyProtocol: r.settings.ProxyProtocol, logger: logger}
 }
 
 // server builds the layer4 server of an app.
@@ -121,7 +138,7 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	handler, err := json.Marshal(struct {
 		Module string `json:"handler"`
 		*Handler
-	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.handlerUpstreams()}})
+	}{"tcpproxy", &Handler{App: c.Name, Upstreams: c.Upstreams}})
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
@@ -133,15 +150,6 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 		Listen: listen,
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
-}
-
-// handlerUpstreams are the settings of the app's handler: the app's own,
-// but with active checks off, because the app runs them (from Start, with
-// the first round at once) rather than the handler.
-func (c *AppConfig) handlerUpstreams() Upstreams {
-	u := c.Upstreams
-	u.HealthChecks = &HealthChecks{Disabled: true}
-	return u
 }
 
 // listenAddrs are the app's Caddy network addresses on the reload-safe
@@ -161,38 +169,70 @@ func (c *AppConfig) listenAddrs() []string {
 }
 
 // Start binds every port of every app (or fails naming the app and port,
-// with nothing left open), then starts serving and health checking. The
-// routes of sk_lookup apps are written last: a config that fails to start
-// leaves the running one's routes as they were.
+// with nothing left open), starts the DNS lookups of `srv:`/`dns:`
+// targets (waiting up to firstLookupWait for the first answers of targets
+// no previous config knew: connections queue on the bound sockets
+// meanwhile), then starts serving and health checking. The routes of
+// sk_lookup apps are written last: a config that fails to start leaves the
+// running one's routes as they were (and an sk_lookup app's new ports
+// answer only from then on).
 func (a *App) Start() error {
 	if err := a.listen(); err != nil {
 		a.releaseSockets()
 		return err
 	}
-	if err := a.l4.Start(); err != nil {
-		_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
-		a.releaseSockets()
-		return err
-	}
-	if err := a.steer(); err != nil {
-		_ = a.l4.Stop()
-		a.releaseSockets()
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
+	a.watchDNS(ctx)
+	if err := a.l4.Start(); err != nil {
+		return a.abortStart(cancel, err)
+	}
+	if err := a.steer(); err != nil {
+		return a.abortStart(cancel, err)
+	}
 	for _, r := range a.running {
-		if r.settings.HealthChecks.Disabled {
+		if hc := r.settings.HealthChecks; hc.Disabled {
+			armRetries(r.set.current(), time.Duration(hc.DownInterval))
 			continue
 		}
 		a.wg.Add(1)
 		go func(hc *healthChecker) {
 			defer a.wg.Done()
 			hc.run(ctx)
-		}(r.healthChecker(a.logger))
+		}(newHealthChecker(r.set.current, r.settings, r.prober, a.logger))
 	}
+	a.startSampler(ctx)
 	a.logger.Info("started", zap.Int("apps", len(a.Apps)), zap.Int("sockets", len(a.sockets)))
 	return nil
+}
+
+// abortStart undoes a Start that failed after binding the sockets and
+// starting the DNS watchers, and returns err.
+func (a *App) abortStart(cancel context.CancelFunc, err error) error {
+	_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
+	a.releaseSockets()
+	cancel()
+	a.wg.Wait()
+	return err
+}
+
+// watchDNS starts the DNS watchers of the apps that have `srv:`/`dns:`
+// targets; they end with ctx. It waits up to firstLookupWait for the
+// first answers the apps do not have from a previous config.
+func (a *App) watchDNS(ctx context.Context) {
+	deadline := time.NewTimer(firstLookupWait)
+	defer deadline.Stop()
+	var ready []<-chan struct{}
+	for _, r := range a.running {
+		ready = append(ready, r.set.watch(ctx, &a.wg, a.logger))
+	}
+	for _, c := range ready {
+		select {
+		case <-c:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 func (a *App) releaseSockets() {
@@ -203,10 +243,10 @@ func (a *App) releaseSockets() {
 	a.sockets = nil
 }
 
-// Stop stops accepting and ends the health checks. On a reload it returns
-// at once: sockets kept by the new config stay open, and connections being
-// proxied run on. On exit it waits up to grace_period for the connections
-// to end, then closes them.
+// Stop stops accepting and ends the health checks and the history
+// sampler. On a reload it returns at once: sockets kept by the new config
+// stay open, and connections being proxied run on. On exit it waits up to
+// grace_period for the connections to end, then closes them.
 func (a *App) Stop() error {
 	a.unsteer() // first: new connections go to the new config's sockets, or are refused
 	a.drainBypassed()
@@ -234,7 +274,10 @@ func (a *App) Stop() error {
 // up the old config after a reload.
 func (a *App) Cleanup() error {
 	for _, r := range a.running {
-		releaseTargets(r.targets)
+		if r.set != nil {
+			r.set.release()
+		}
+		releaseAppState(r.state)
 	}
 	return nil
 }

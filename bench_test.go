@@ -1,8 +1,10 @@
 package tcpproxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -13,88 +15,86 @@ import (
 )
 
 // Benchmarks of the per-connection hot path. CI runs them with
-// -benchtime=1x to keep them compiling and allocation-free; run them with
+// -benchtime=1x to keep them compiling; run them with
 // `go test -run '^$' -bench . -benchmem` for figures.
 
-func benchTargets(n int) []*target {
-	ts := make([]*target, n)
-	for i := range ts {
-		ts[i] = &target{addr: fmt.Sprintf("10.0.0.%d:80", i)}
-		ts[i].healthy.Store(i%4 != 3) // every fourth target down
-		ts[i].active.Store(int64(i % 3))
-	}
-	return ts
-}
-
-func benchmarkPolicy(b *testing.B, name string) {
-	for _, n := range []int{2, 16} {
-		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
-			ts, st, pick := benchTargets(n), &appState{}, policies[name]
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if pick(ts, st) == nil {
-						b.Fatal("no target picked")
-					}
-				}
-			})
-		})
-	}
-}
-
-func BenchmarkRoundRobin(b *testing.B) { benchmarkPolicy(b, "round_robin") }
-
-func BenchmarkLeastConn(b *testing.B) { benchmarkPolicy(b, "least_conn") }
-
-func TestPolicyPicksAllocateNothing(t *testing.T) {
-	ts, st := benchTargets(8), &appState{}
-	for name, pick := range policies {
-		if n := testing.AllocsPerRun(1000, func() { pick(ts, st) }); n != 0 {
-			t.Errorf("%s: %v allocations per pick, want 0", name, n)
-		}
-	}
-}
+// Target selection is benchmarked, with its allocations asserted, in
+// internal/balance.
 
 // BenchmarkHealthRoundThousandTargets times one health round over 1,000
-// targets (half listening, half refusing); the goal is one round within
-// one probe timeout, because targets are probed concurrently.
+// targets with a send/expect probe (half answering, half refusing); the
+// goal is one round within one probe timeout, because targets are probed
+// concurrently: rounds-per-timeout must stay below 1.
 func BenchmarkHealthRoundThousandTargets(b *testing.B) {
 	const n = 1000
-	addrs := make([]string, 0, n)
+	addrs := make([]TargetConfig, 0, n)
 	for i := 0; i < n/2; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { ln.Close() })
-		go acceptAndClose(ln)
-		addrs = append(addrs, ln.Addr().String())
+		go answerLines(ln, "# Replication\r\nrole:master\r\n")
+		addrs = append(addrs, TargetConfig{Address: ln.Addr().String()})
 	}
 	for _, p := range freePorts(b, n/2) {
-		addrs = append(addrs, hostPort(p)) // nothing listens: refused
+		addrs = append(addrs, TargetConfig{Address: hostPort(p)}) // nothing listens: refused
 	}
 	ts := acquireTargets("bench-health", addrs)
 	defer releaseTargets(ts)
 	timeout := 2 * time.Second
-	hc := &healthChecker{app: "bench-health", targets: ts, logger: zap.NewNop(),
-		cfg: HealthChecks{Timeout: Duration(timeout), Rise: 1, Fall: 1}}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		hc.round(context.Background(), 0)
+	u := Upstreams{HealthChecks: &HealthChecks{Timeout: Duration(timeout), Send: "info replication\r\n", Expect: "role:master"}}
+	u = u.withDefaults()
+	p, err := u.HealthChecks.prober("", appErrorf("bench-health"))
+	if err != nil {
+		b.Fatal(err)
 	}
-	perRound := time.Since(start) / time.Duration(b.N)
-	b.ReportMetric(float64(perRound.Milliseconds()), "ms/round")
-	b.ReportMetric(perRound.Seconds()/timeout.Seconds(), "rounds-per-timeout")
+	hc := newHealthChecker(func() []*target { return ts }, u, p, zap.NewNop())
+	ctx := context.Background()
+	now := time.Now()
+	var worst time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		now = now.Add(time.Hour) // every target due
+		start := time.Now()
+		hc.launchDue(ctx, now)
+		hc.probes.Wait()
+		worst = max(worst, time.Since(start))
+	}
+	b.StopTimer()
+	up := 0
+	for _, t := range ts {
+		if t.healthy.Load() {
+			up++
+		}
+	}
+	if up != n/2 {
+		b.Fatalf("%d targets up after the rounds, want the %d that answer", up, n/2)
+	}
+	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms/round")
+	b.ReportMetric(worst.Seconds()/timeout.Seconds(), "rounds-per-timeout")
 }
 
-func acceptAndClose(ln net.Listener) {
+// answerLines answers every line a connection sends with answer, until
+// the connection closes.
+func answerLines(ln net.Listener, answer string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		c.Close()
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, answer); err != nil {
+					return
+				}
+			}
+		}()
 	}
 }
 

@@ -25,14 +25,29 @@ func init() {
 //		app <name> {
 //			ports           <port|low-high>...
 //			targets         <host:port>...
+//			target          <host:port> [weight <n>] [backup]
 //			bind            <ip>...
 //			listener        sockets|sk_lookup|auto
-//			lb_policy       round_robin|least_conn
+//			lb_policy       round_robin|least_conn|ip_hash
 //			health_interval <duration>
 //			health_timeout  <duration>
 //			health_rise     <count>
 //			health_fall     <count>
 //			health_disabled
+//			health_down_interval <duration>
+//			health_port     <port>
+//			health_send     "<text>"     (escapes \r \n \t \0 \\ \" \xHH)
+//			health_send_hex <hex>...
+//			health_expect   "<text>"
+//			health_expect_hex <hex>...
+//			health_uri      <uri>
+//			health_method   <method>
+//			health_headers {
+//				<name> <value>...
+//			}
+//			health_status   <code>|<n>xx
+//			health_body     <regexp>
+//			close_on_down
 //			dial_timeout    <duration>
 //			max_connections <count>
 //			proxy_protocol  v1|v2
@@ -41,10 +56,14 @@ func init() {
 //			max_connection_duration <duration>
 //			keepalive       off | <idle> [<interval> [<count>]]
 //			access_log
+//			resolvers       <ip[:port]>...
+//			dns_refresh     <duration>
 //		}
 //	}
 //
-// `ports`, `targets` and `bind` may be repeated and add up; any other
+// A target may also be `srv:<name>` or `dns:<host>:<port>` (its DNS
+// records are targets). `ports`, `targets`, `target`, `bind` and
+// `resolvers` may be repeated and add up; any other
 // setting may be given once. Several `tcpproxy` blocks are merged.
 func parseCaddyfile(d *caddyfile.Dispenser, existingVal any) (any, error) {
 	app, err := existingApp(d, existingVal)
@@ -145,6 +164,7 @@ func existingApp(d *caddyfile.Dispenser, existingVal any) (*App, error) {
 type appDirective struct {
 	parse      func(d *caddyfile.Dispenser, c *AppConfig) error
 	repeatable bool // lists add up; a setting given twice is an error
+	block      bool // takes a block of its own (parse reads it)
 }
 
 // appDirectives are the subdirectives of an `app` block. A new field of
@@ -157,9 +177,12 @@ var appDirectives = map[string]appDirective{
 		return nil
 	}},
 	"targets": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Targets = append(c.Targets, d.RemainingArgs()...)
+		for _, a := range d.RemainingArgs() {
+			c.Targets = append(c.Targets, TargetConfig{Address: a})
+		}
 		return nil
 	}},
+	"target": {repeatable: true, parse: parseTarget},
 	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		c.Bind = append(c.Bind, d.RemainingArgs()...)
 		return nil
@@ -194,6 +217,38 @@ var appDirectives = map[string]appDirective{
 	"health_disabled": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseFlag(d, &health(c).Disabled)
 	}},
+	"health_down_interval": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &health(c).DownInterval)
+	}},
+	"health_port": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseInt(d, &health(c).Port)
+	}},
+	"health_send": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Send)
+	}},
+	"health_send_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).SendHex)
+	}},
+	"health_expect": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseEscaped(d, &health(c).Expect)
+	}},
+	"health_expect_hex": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseHexArgs(d, &health(c).ExpectHex)
+	}},
+	"health_uri": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).URI)
+	}},
+	"health_method": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).Method)
+	}},
+	"health_headers": {parse: parseHealthHeaders, block: true},
+	"health_status": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseValue(d, &health(c).ExpectStatus, func(s string) (*HTTPStatus, error) { return parseHTTPStatus(s), nil })
+	}},
+	"health_body": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &health(c).ExpectBody)
+	}},
+	"close_on_down": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.CloseOnDown) }},
 	"idle_timeout": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDurationOrOff(d, &c.IdleTimeout)
 	}},
@@ -205,6 +260,39 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
+	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
+		return nil
+	}},
+	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseDuration(d, &c.DNSRefresh)
+	}},
+}
+
+// parseTarget parses `target <address> [weight <n>] [backup]`.
+func parseTarget(d *caddyfile.Dispenser, c *AppConfig) error {
+	args := d.RemainingArgs()
+	t := TargetConfig{Address: args[0]}
+	for i := 1; i < len(args); i++ {
+		switch {
+		case args[i] == "backup" && !t.Backup:
+			t.Backup = true
+		case args[i] == "weight" && t.Weight == 0 && i+1 < len(args):
+			i++
+			n, err := strconv.Atoi(args[i])
+			if err != nil {
+				return d.Errf("target %s: weight: want an integer, got %q", t.Address, args[i])
+			}
+			if n == 0 { // 0 would read as "unset" in JSON
+				return d.Errf("target %s: weight: weight 0 is out of range: valid weights are 1 to 256", t.Address)
+			}
+			t.Weight = n
+		default:
+			return d.Errf("target %s: unexpected %q: want target <address> [weight <n>] [backup]", t.Address, args[i])
+		}
+	}
+	c.Targets = append(c.Targets, t)
+	return nil
 }
 
 // parseFlag sets a setting that takes no value.
@@ -290,6 +378,9 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 		if err := dir.parse(d, c); err != nil {
 			return c, appError(c.Name, err)
 		}
+		if dir.block {
+			continue
+		}
 		if err := refuseBlock(d, name); err != nil {
 			return c, appError(c.Name, err)
 		}
@@ -298,7 +389,8 @@ func parseAppBlock(d *caddyfile.Dispenser) (*AppConfig, error) {
 }
 
 // refuseBlock fails if the subdirective just parsed opens a block: only
-// `app` takes one, and anything in another block would be lost.
+// `app` and those marked block take one, and anything in another block
+// would be lost.
 func refuseBlock(d *caddyfile.Dispenser, name string) error {
 	if d.NextBlock(d.Nesting()) {
 		d.Prev() // back to the brace, on the subdirective's line

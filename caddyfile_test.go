@@ -137,6 +137,10 @@ var caddyfileSeeds = []string{
 	"app a {\nports 6000-6099\ntargets [::1]:1\nhealth_disabled\n}\napp b {\nports 6100\ntargets h:2\nbind ::1 10.0.0.1\n}\n",
 	"app a {\nports 0 9-3 abc\ntargets h\nhealth_rise x\ntagrets\n}\ngrace_period 1s\ngrace_period 2s\n",
 	"app {\n}\napp a b {\n}\n",
+	"app r {\nports 6379\ntargets h:1\nhealth_down_interval 1s\nhealth_send \"info\\r\\n\"\nhealth_expect role:master\nclose_on_down\n}\n" +
+		"app p {\nports 5432\ntargets h:2\nhealth_port 8008\nhealth_uri /primary\nhealth_headers {\nHost db\n}\nhealth_status 2xx\nhealth_body ok$\n}\n" +
+		"app x {\nports 7\ntargets h:3\nhealth_send_hex 00 0a\nhealth_expect_hex cafe\n}\n",
+	"app d {\nports 7000\ntargets srv:_pg._tcp.db. dns:db:5432\ntarget dns:[::1]:1 weight 3 backup\nresolvers 10.0.0.2 [fd00::2]:53\ndns_refresh 5s\n}\n",
 }
 
 // FuzzCaddyfile feeds text, as the body of the tcpproxy global option, to

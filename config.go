@@ -5,19 +5,29 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 )
+
+// quoted lists names as "a", "b", "c".
+func quoted(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
 
 // Defaults of the optional fields.
 const (
-	defaultGracePeriod    = 10 * time.Second
-	defaultDialTimeout    = 2 * time.Second
-	defaultHealthInterval = 30 * time.Second
-	defaultHealthTimeout  = 2 * time.Second
+	defaultGracePeriod = 10 * time.Second
+	defaultDialTimeout = 2 * time.Second
 )
 
 // AppConfig is one proxied application: a name, the ports it listens on and
@@ -45,14 +55,20 @@ type AppConfig struct {
 // Upstreams is where and how an app's connections are forwarded. The app
 // and the layer4 handler share it.
 type Upstreams struct {
-	// Targets are the `host:port` addresses connections are forwarded to.
-	// Host names are resolved at every dial, so DNS changes are followed.
-	// Required, at least one.
-	Targets []string `json:"targets,omitempty"`
+	// Targets are where connections are forwarded: `host:port` strings, or
+	// objects with a weight and a backup flag (see TargetConfig). Host
+	// names are resolved at every dial, so DNS changes are followed.
+	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
+	// (see Discovery). Required, at least one.
+	Targets []TargetConfig `json:"targets,omitempty"`
 
-	// LBPolicy chooses a healthy target for each connection:
-	// `round_robin` (one rotation per app, shared by all its ports) or
-	// `least_conn` (fewest active connections, ties broken round-robin).
+	// LBPolicy chooses an eligible (healthy and ready) target for each
+	// connection: `round_robin` (smooth weighted round robin, one
+	// rotation per app shared by all its ports), `least_conn` (fewest
+	// active connections per unit of weight, ties broken round-robin) or
+	// `ip_hash` (weighted rendezvous hashing of the client IP: a client
+	// keeps its target while the eligible set is unchanged). Backup
+	// targets take connections only while no other target is eligible.
 	// Default: `round_robin`.
 	LBPolicy string `json:"lb_policy,omitempty"`
 
@@ -71,29 +87,8 @@ type Upstreams struct {
 	ProxyProtocol string `json:"proxy_protocol,omitempty"`
 
 	Lifecycle
-}
-
-// HealthChecks configures active health checks. A target never seen before
-// starts healthy; `fall` consecutive failed probes mark it down and `rise`
-// consecutive successful probes mark it up again.
-type HealthChecks struct {
-	// Interval between two probe rounds. Default: 30s.
-	Interval Duration `json:"interval,omitempty"`
-
-	// Timeout of one probe (a TCP connect). Default: 2s.
-	Timeout Duration `json:"timeout,omitempty"`
-
-	// Rise is the number of consecutive successes that mark a down target
-	// up. Default: 1.
-	Rise int `json:"rise,omitempty"`
-
-	// Fall is the number of consecutive failures that mark an up target
-	// down. Default: 1.
-	Fall int `json:"fall,omitempty"`
-
-	// Disabled turns active probing off; passive checks (a failed dial
-	// marks a target down) still apply. Default: false.
-	Disabled bool `json:"disabled,omitempty"`
+	DownPolicy
+	Discovery
 }
 
 // Duration is a Caddy duration ("500ms", "2s", "1m30s", "1d", or an integer
@@ -324,21 +319,11 @@ func describeHost(h string) string {
 
 // validate checks the upstream settings; errorf names the owner (an app).
 func (u *Upstreams) validate(errorf func(field, format string, args ...any) error) error {
-	if len(u.Targets) == 0 {
-		return errorf("targets", "at least one target is required")
+	if err := validateTargets(u.Targets, errorf); err != nil {
+		return err
 	}
-	seen := make(map[string]bool, len(u.Targets))
-	for _, t := range u.Targets {
-		if err := validateTarget(t); err != nil {
-			return errorf("targets", "%q: %v", t, err)
-		}
-		if seen[t] {
-			return errorf("targets", "%q is listed twice", t)
-		}
-		seen[t] = true
-	}
-	if _, ok := policies[u.LBPolicy]; !ok && u.LBPolicy != "" {
-		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, policyNames())
+	if u.LBPolicy != "" && !slices.Contains(balance.Policies(), u.LBPolicy) {
+		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, quoted(balance.Policies()))
 	}
 	if u.DialTimeout < 0 {
 		return errorf("dial_timeout", "must be positive, got %s", time.Duration(u.DialTimeout))
@@ -354,39 +339,10 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 	if err := u.Lifecycle.validate(errorf); err != nil {
 		return err
 	}
-	if hc := u.HealthChecks; hc != nil {
-		if hc.Interval < 0 {
-			return errorf("health_checks.interval", "must be positive, got %s", time.Duration(hc.Interval))
-		}
-		if hc.Timeout < 0 {
-			return errorf("health_checks.timeout", "must be positive, got %s", time.Duration(hc.Timeout))
-		}
-		if hc.Rise < 0 {
-			return errorf("health_checks.rise", "must be at least 1, got %d", hc.Rise)
-		}
-		if hc.Fall < 0 {
-			return errorf("health_checks.fall", "must be at least 1, got %d", hc.Fall)
-		}
+	if err := u.Discovery.validate(errorf); err != nil {
+		return err
 	}
-	return nil
-}
-
-// validateTarget checks a `host:port` address without resolving it.
-func validateTarget(t string) error {
-	host, port, err := net.SplitHostPort(t)
-	if err != nil {
-		return fmt.Errorf("want host:port: %v", err)
-	}
-	if host == "" {
-		return fmt.Errorf("missing host")
-	}
-	if strings.ContainsAny(host, " /\t") {
-		return fmt.Errorf("invalid host %q", host)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("invalid port %q: want 1..65535", port)
-	}
-	return nil
+	return u.HealthChecks.validate(errorf)
 }
 
 // withDefaults returns the settings with every unset optional field filled.
@@ -397,23 +353,8 @@ func (u Upstreams) withDefaults() Upstreams {
 	if u.DialTimeout == 0 {
 		u.DialTimeout = Duration(defaultDialTimeout)
 	}
-	hc := HealthChecks{}
-	if u.HealthChecks != nil {
-		hc = *u.HealthChecks
-	}
-	if hc.Interval == 0 {
-		hc.Interval = Duration(defaultHealthInterval)
-	}
-	if hc.Timeout == 0 {
-		hc.Timeout = Duration(defaultHealthTimeout)
-	}
-	if hc.Rise == 0 {
-		hc.Rise = 1
-	}
-	if hc.Fall == 0 {
-		hc.Fall = 1
-	}
-	u.HealthChecks = &hc
+	u.HealthChecks = u.HealthChecks.withDefaults()
 	u.Lifecycle = u.Lifecycle.withDefaults()
+	u.Discovery = u.Discovery.withDefaults()
 	return u
 }

@@ -68,6 +68,11 @@ var adapterSeeds = []string{
 	`{"Apps":[{"Name":"a","Ports":[0,"9-3","abc",70000],"Tagrets":[]}]}`,
 	`{"Apps":[null,{"Name":""}], "x": 1}`,
 	`{"Apps":[{"Name":"a","Ports":[5001,],`,
+	`{"Apps":[{"Name":"r","Ports":[6379],"Targets":["h:1"],"close_on_down":true,"health_checks":{"down_interval":"1s",` +
+		`"send":"info\r\n","expect":"role:master"}},{"Name":"p","Ports":[5432],"Targets":["h:2"],"health_checks":{"port":8008,` +
+		`"uri":"/primary","method":"GET","headers":{"Host":["db"]},"expect_status":"2xx","expect_body":"ok$"}},` +
+		`{"Name":"x","Ports":[7],"Targets":["h:3"],"health_checks":{"send_hex":"00 0a","expect_hex":"ca fe"}},{"Name":"y","Ports":[8],"Targets":["h:4"],"health_checks":{"uri":"/","expect_status":200}}]}`,
+	`{"Apps":[{"Name":"d","Ports":[7000],"Targets":["srv:_pg._tcp.db.",{"address":"dns:db:5432","weight":2}],"resolvers":["10.0.0.2:53"],"dns_refresh":"5s"}]}`,
 }
 
 // FuzzAdapter feeds bytes to the tcpproxy adapter: it never panics, and

@@ -18,7 +18,7 @@ func TestPortClaimedTwiceByOneApp(t *testing.T) {
 // sk_lookup app's range), as every load and `caddy validate` does.
 func BenchmarkValidate64000Ports(b *testing.B) {
 	a := &App{Apps: []*AppConfig{{Name: "wide", Ports: []PortRange{{Low: 1025, High: 65024}},
-		Upstreams: Upstreams{Targets: []string{"127.0.0.1:9001"}}}}}
+		Upstreams: Upstreams{Targets: []TargetConfig{{Address: "127.0.0.1:9001"}}}}}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := a.Validate(); err != nil {

@@ -25,7 +25,7 @@ func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *sessio
 		h.setClientOptions(client)
 	}
 	relay.InlineOOB(up)
-	c := &liveConn{Conn: relay.New(client, up, h.timeouts, s.accepted, t.m.bytesUp, t.m.bytesDown), target: t}
+	c := &liveConn{Conn: relay.New(client, up, h.timeouts, s.accepted, &t.up, &t.down), target: t}
 	live.add(c)
 	defer live.remove(c)
 	s.reason = c.Run()

@@ -63,12 +63,6 @@ func decodeApp(raw json.RawMessage) (*AppConfig, error) {
 	return app, decodeFields(raw, app, "")
 }
 
-// UnmarshalJSON decodes the health check settings strictly.
-func (h *HealthChecks) UnmarshalJSON(b []byte) error {
-	type plain HealthChecks // no methods: avoids recursion
-	return decodeFields(b, (*plain)(h), "health_checks.")
-}
-
 // decodeFields decodes the JSON object b into the struct that dst points to,
 // one field at a time, so that each error names its field (prefixed with
 // prefix). Unknown fields are errors that list the valid ones.

@@ -2,103 +2,182 @@ package tcpproxy
 
 import (
 	"context"
-	"net"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/pires/go-proxyproto"
 	"go.uber.org/zap"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
-// healthChecker probes the targets of one app: a TCP connect to each
-// target, all targets concurrently, every interval, the first round as soon
-// as it starts. One goroutine per app runs it, from App.Start until
-// App.Stop.
+// healthChecker probes the targets of one app with the app's probe: a
+// target that is up every interval, one that is down every down_interval,
+// each probe on a goroutine of its own that ends with it. One goroutine per
+// app schedules them, from App.Start until App.Stop: it sleeps until the
+// next target falls due, starts the probes of every target due then, and
+// never starts a second probe of a target whose probe is still running.
+// Targets probed in the same pass share their next due time, so a round
+// over many targets stays one pass.
 type healthChecker struct {
-	app     string
-	targets []*target
-	cfg     HealthChecks // with defaults filled
+	targets      func() []*target // read each pass: DNS targets come and go
+	interval     time.Duration
+	downInterval time.Duration
+	rise, fall   int
+	prober       *probe.Prober
+	closeOnDown  bool
+	logger       *zap.Logger
 
-	proxyProtocol string // the app's proxy_protocol: probes say LOCAL
-	logger        *zap.Logger
+	probes sync.WaitGroup // probes running
+	// ended wakes the scheduler when a probe's end makes its target due
+	// before the scheduler's wake-up time, wakeAt (unix nanoseconds;
+	// MaxInt64 while it looks for due targets, so that no end is missed).
+	ended  chan struct{}
+	wakeAt atomic.Int64
+	local  everySecond // warnings about probes failing for local reasons
 }
 
-// run probes until ctx ends. It returns only after its last round's probes
-// have all returned.
+// newHealthChecker returns the checker of an app's targets; u has its
+// defaults filled and p is its compiled probe.
+func newHealthChecker(targets func() []*target, u Upstreams, p *probe.Prober, logger *zap.Logger) *healthChecker {
+	hc := u.HealthChecks
+	return &healthChecker{
+		targets:  targets,
+		interval: time.Duration(hc.Interval), downInterval: time.Duration(hc.DownInterval),
+		rise: hc.Rise, fall: hc.Fall,
+		prober: p, closeOnDown: u.CloseOnDown, logger: logger,
+		ended: make(chan struct{}, 1),
+	}
+}
+
+// run probes until ctx ends. It returns only after its probes have all
+// returned (a probe cut short by ctx returns at once).
 //
-// The first round probes only the targets not probed within the last
-// interval: a target kept by a config reload goes on with the previous
-// config's schedule and counts instead of being probed again at once.
+// A target kept by a config reload goes on with the previous config's
+// schedule and counts: its next probe is due after its last one, not at
+// once.
 func (hc *healthChecker) run(ctx context.Context) {
-	interval := time.Duration(hc.cfg.Interval)
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	fresh := interval
+	defer hc.probes.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		hc.round(ctx, fresh)
-		fresh = 0
+		hc.wakeAt.Store(math.MaxInt64)
+		next := hc.launchDue(ctx, time.Now())
+		hc.wakeAt.Store(next.UnixNano())
+		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
+		case <-hc.ended:
 		}
 	}
 }
 
-// round probes every target not probed within the last `fresh` once,
-// concurrently, and waits for all probes.
-func (hc *healthChecker) round(ctx context.Context, fresh time.Duration) {
-	var wg sync.WaitGroup
-	for _, t := range hc.targets {
-		if fresh > 0 && t.probedWithin(fresh) {
+// launchDue starts a probe of every target due at now whose probe is not
+// running, and returns when to look again: when the next target falls
+// due, and at the latest down_interval from now, by when a target that a
+// failed dial marked down (or that left maintenance) meanwhile is due.
+// Targets in maintenance are not probed.
+func (hc *healthChecker) launchDue(ctx context.Context, now time.Time) time.Time {
+	next := now.Add(hc.downInterval)
+	for _, t := range hc.targets() {
+		if !t.probed() {
 			continue
 		}
-		wg.Add(1)
-		go hc.probe(ctx, t, &wg)
+		due := t.nextProbe(hc.interval, hc.downInterval)
+		if due.After(now) {
+			if due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		if !t.probing.CompareAndSwap(false, true) {
+			continue // its probe's end wakes us (or, another config's, the bound above)
+		}
+		hc.probes.Add(1)
+		go hc.probe(ctx, t, now)
 	}
-	wg.Wait()
+	return next
 }
 
-// probe connects to one target within the timeout and records the result.
-// A probe cut short by ctx (the config is being unloaded) records nothing.
-func (hc *healthChecker) probe(ctx context.Context, t *target, wg *sync.WaitGroup) {
-	defer wg.Done()
-	dialer := net.Dialer{Timeout: time.Duration(hc.cfg.Timeout)}
-	conn, err := dialer.DialContext(ctx, "tcp", t.addr)
-	if conn != nil {
-		hc.sayLocal(conn)
-		_ = conn.Close()
-	}
+// probe runs one probe of t and records its result. A probe cut short by
+// ctx (the config is being unloaded) records nothing; one that failed for
+// a reason local to this machine (out of descriptors or ports) says
+// nothing of the target: it is logged, and only the schedule moves on.
+func (hc *healthChecker) probe(ctx context.Context, t *target, start time.Time) {
+	defer hc.probes.Done()
+	err := hc.prober.Run(ctx, t.addr)
 	if ctx.Err() != nil {
+		t.probing.Store(false)
 		return
 	}
-	if t.probeResult(err, hc.cfg.Rise, hc.cfg.Fall) {
+	if probe.IsLocal(err) {
+		t.probeSkipped(start)
+		t.probing.Store(false)
+		hc.wake(t)
+		if n, ok := hc.local.allow(); ok {
+			hc.logger.Warn("health probe failed on this machine: result ignored, target state unchanged",
+				zap.String("app", t.app), zap.String("target", t.addr), zap.Error(err), zap.Int64("ignored_since_last_warning", n))
+		}
+		return
+	}
+	changed, confirmedDown := t.probeResult(start, err, hc.rise, hc.fall)
+	t.probing.Store(false)
+	hc.wake(t)
+	if changed {
 		logTransition(hc.logger, t, err)
 	}
+	if confirmedDown && hc.closeOnDown {
+		if n := live.closeWhere(relay.TargetDown, func(c *liveConn) bool { return c.target == t }); n > 0 {
+			hc.logger.Info("closed the connections of a target that is down (close_on_down)",
+				zap.String("app", t.app), zap.String("target", t.addr), zap.Int("connections", n))
+		}
+	}
 }
 
-// sayLocal sends a PROXY protocol LOCAL header on a probe connection when
-// the app speaks PROXY protocol to its targets: such a target expects a
-// header on every connection and would log each bare probe as an error.
-func (hc *healthChecker) sayLocal(conn net.Conn) {
-	if hc.proxyProtocol == "" {
-		return
+// wake tells the scheduler about t's new due time if it comes before the
+// scheduler's wake-up.
+func (hc *healthChecker) wake(t *target) {
+	if t.nextProbe(hc.interval, hc.downInterval).UnixNano() < hc.wakeAt.Load() {
+		select {
+		case hc.ended <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
-	h := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
-	if hc.proxyProtocol == "v1" {
-		h.Version = 1
-	}
-	_ = conn.SetWriteDeadline(time.Now().Add(time.Duration(hc.cfg.Timeout)))
-	_, _ = h.WriteTo(conn)
 }
 
 // logTransition writes the one log line of a target that changed state:
 // up when the cause is nil (probes passed), down otherwise.
 func logTransition(logger *zap.Logger, t *target, cause error) {
 	if cause == nil {
-		logger.Info("target up", zap.String("app", t.app), zap.String("target", t.addr),
-			zap.String("cause", "health checks passed"))
+		logUp(logger, t, "health checks passed")
 		return
 	}
 	logger.Warn("target down", zap.String("app", t.app), zap.String("target", t.addr), zap.Error(cause))
+}
+
+// logUp writes the log line of a target that came back up, and why.
+func logUp(logger *zap.Logger, t *target, why string) {
+	logger.Info("target up", zap.String("app", t.app), zap.String("target", t.addr), zap.String("cause", why))
+}
+
+// everySecond lets a repeated warning through at most once per second,
+// counting the ones held back.
+type everySecond struct {
+	last    atomic.Int64 // unix nanoseconds of the last one let through
+	skipped atomic.Int64
+}
+
+// allow reports whether to log this event now, and if so how many events
+// there were since the last one logged, this one included.
+func (e *everySecond) allow() (events int64, ok bool) {
+	now, last := time.Now().UnixNano(), e.last.Load()
+	if now-last < int64(time.Second) || !e.last.CompareAndSwap(last, now) {
+		e.skipped.Add(1)
+		return 0, false
+	}
+	return e.skipped.Swap(0) + 1, true
 }

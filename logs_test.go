@@ -103,7 +103,7 @@ func TestLogNoHealthyTargetWarnsAtMostOncePerSecond(t *testing.T) {
 	if len(warns)+len(debugs) != n {
 		t.Errorf("%d warnings + %d debug lines, want one line per rejection (%d)", len(warns), len(debugs), n)
 	}
-	if w := warns[0]; w["reason"] != reasonDialFailed || w["rejected_since_last_warning"] != float64(1) {
+	if w := warns[0]; w["reason"] != reasonDialFailed.String() || w["rejected_since_last_warning"] != float64(1) {
 		t.Errorf("first warning %v: want reason dial_failed (the target was still marked up) and a count of 1", w)
 	}
 	var counted float64

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -52,7 +53,7 @@ var (
 	rejectedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "rejected_connections_total",
-		Help: "Client connections closed without being proxied, by reason: no_healthy_target, max_connections, dial_failed.",
+		Help: "Client connections closed without being proxied, by reason: no_healthy_target, dial_failed, max_connections, denied, client_limit, rate_limited, bad_proxy_header.",
 	}, []string{"app", "reason"})
 
 	closedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -73,11 +74,13 @@ var (
 	}
 )
 
-// Rejection reasons, the values of the `reason` label.
+// Rejection reasons: the values of the `reason` label are their names.
+// They are history.Reason values so that the metric, the access log and
+// the status page's history count the same things (appState.countRejection).
 const (
-	reasonNoHealthyTarget = "no_healthy_target"
-	reasonMaxConnections  = "max_connections"
-	reasonDialFailed      = "dial_failed"
+	reasonNoHealthyTarget = history.NoHealthyTarget
+	reasonMaxConnections  = history.MaxConnections
+	reasonDialFailed      = history.DialFailed
 )
 
 // registerMetrics adds the collectors to a config's registry. They are
@@ -133,17 +136,15 @@ func deleteTargetMetrics(app, addr string) {
 // appMetrics are one app's counters: rejections and closed connections by
 // reason, and the connection durations.
 type appMetrics struct {
-	noHealthy, maxConns, dialFailed prometheus.Counter
-	closed                          [relay.MaxReason + 1]prometheus.Counter // by relay.Reason
-	duration                        prometheus.Observer
+	rejected [history.NumReasons]prometheus.Counter  // by rejection reason
+	closed   [relay.MaxReason + 1]prometheus.Counter // by relay.Reason
+	duration prometheus.Observer
 }
 
 func newAppMetrics(app string) appMetrics {
-	m := appMetrics{
-		noHealthy:  rejectedTotal.WithLabelValues(app, reasonNoHealthyTarget),
-		maxConns:   rejectedTotal.WithLabelValues(app, reasonMaxConnections),
-		dialFailed: rejectedTotal.WithLabelValues(app, reasonDialFailed),
-		duration:   connectionDuration.WithLabelValues(app),
+	m := appMetrics{duration: connectionDuration.WithLabelValues(app)}
+	for r := range history.NumReasons {
+		m.rejected[r] = rejectedTotal.WithLabelValues(app, r.String())
 	}
 	for _, r := range relay.Reasons {
 		m.closed[r] = closedTotal.WithLabelValues(app, r.String())

@@ -296,42 +296,44 @@ func TestMetricsSurviveReloadsAndRemovedTargetsDisappear(t *testing.T) {
 	}
 }
 
-// recordConnection makes the metric updates of one proxied connection, as
-// Handler.Handle, Handler.dial and proxy do.
-func recordConnection(m *targetMetrics) {
-	m.dialTime.Observe(0.00042)
-	m.connections.Inc()
-	m.active.Inc()
-	m.bytesUp.Add(float64(4096))
-	m.bytesDown.Add(float64(65536))
-	m.active.Dec()
+// recordConnection makes the counter updates of one proxied connection
+// with one burst each way, as Handler.Handle, Handler.dial and the relay
+// do: the metrics and the cumulative counters the history samples.
+func recordConnection(t *target) {
+	t.m.dialTime.Observe(0.00042)
+	t.total.Add(1)
+	t.m.connections.Inc()
+	t.node.Active.Add(1)
+	t.m.active.Inc()
+	t.up.Add(4096)
+	t.down.Add(65536)
+	t.node.Active.Add(-1)
+	t.m.active.Dec()
 }
 
 func TestMetricsPerConnectionAllocateNothing(t *testing.T) {
-	m := newTargetMetrics("alloc-test", "127.0.0.1:1")
-	defer deleteTargetMetrics("alloc-test", "127.0.0.1:1")
-	if n := testing.AllocsPerRun(1000, func() { recordConnection(&m) }); n != 0 {
-		t.Errorf("metric updates of one connection allocate %v times, want 0", n)
+	tg := benchTarget(t, "alloc-test")
+	if n := testing.AllocsPerRun(1000, func() { recordConnection(tg) }); n != 0 {
+		t.Errorf("counter updates of one connection allocate %v times, want 0", n)
 	}
 }
 
-// BenchmarkMetricsPerConnection is what the metrics cost one proxied
+// BenchmarkMetricsPerConnection is what the counters cost one proxied
 // connection: on one goroutine, and from all CPUs at once on one target
 // (where the counters' cache lines are contended).
 func BenchmarkMetricsPerConnection(b *testing.B) {
-	m := newTargetMetrics("bench", "127.0.0.1:1")
-	defer deleteTargetMetrics("bench", "127.0.0.1:1")
+	tg := benchTarget(b, "bench")
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			recordConnection(&m)
+			recordConnection(tg)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				recordConnection(&m)
+				recordConnection(tg)
 			}
 		})
 	})

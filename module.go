@@ -12,7 +12,10 @@
 // The app (App) turns each app into a caddy-l4 server whose route ends in
 // the layer4 handler (Handler); health.go probes the targets; listener.go
 // keeps listening sockets alive across reloads; copy.go and internal/relay
-// move the bytes.
+// move the bytes; history.go samples the counters into the last 15
+// minutes of history; status.go builds the status that the admin API
+// (admin.go) and the `tcpproxy_status` HTTP handler (status_handler.go)
+// serve as JSON and as a page (status.html).
 package tcpproxy
 
 import (

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 )
 
 // Tests of SPEC.md behaviours 1–4, one per behaviour, on real sockets.
@@ -48,7 +50,7 @@ func TestRoundRobinSharesConnectionsEvenlyAcrossAllPorts(t *testing.T) {
 
 	// With one target down the rotation is even over the other two.
 	bs[1].stop()
-	lookupTarget(t, "rr", bs[1].addr).dialFailed(io.EOF)
+	lookupTarget(t, "rr", bs[1].addr).dialFailed(io.EOF, 0)
 	counts = map[string]int{}
 	for i := 0; i < n; i++ {
 		counts[greeting(t, hostPort(ports[i%len(ports)]))]++
@@ -90,7 +92,7 @@ func TestLeastConnFollowsActiveConnectionCounts(t *testing.T) {
 	held[0].Close()
 	held = held[1:]
 	waitFor(t, 5*time.Second, "the proxy to see the closed connection", func() bool {
-		return lookupTarget(t, "lc", map[string]string{"a": a.addr, "b": b.addr}[first]).active.Load() == 0
+		return lookupTarget(t, "lc", map[string]string{"a": a.addr, "b": b.addr}[first]).node.Active.Load() == 0
 	})
 	for i := 0; i < 3; i++ {
 		if got := open(); got != first && i == 0 {
@@ -170,8 +172,8 @@ func TestNoHealthyTargetClosesClientWithinOneSecond(t *testing.T) {
 	// still healthy and fails to dial it; the second finds none healthy.
 	loadConfig(t, proxyConfig(app{"name": "none", "ports": []int{port}, "bind": []string{"127.0.0.1"},
 		"targets": []string{dead.addr}, "health_checks": map[string]any{"disabled": true}}))
-	before := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonDialFailed))
-	for i, reason := range []string{reasonDialFailed, reasonNoHealthyTarget} {
+	before := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonDialFailed.String()))
+	for i, reason := range []history.Reason{reasonDialFailed, reasonNoHealthyTarget} {
 		c := dial(t, hostPort(port))
 		start := time.Now()
 		closed, data := closedWithin(c, time.Second)
@@ -181,10 +183,10 @@ func TestNoHealthyTargetClosesClientWithinOneSecond(t *testing.T) {
 				i, reason, closed, time.Since(start), data)
 		}
 	}
-	if got := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonDialFailed)) - before; got != 1 {
+	if got := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonDialFailed.String())) - before; got != 1 {
 		t.Errorf("dial_failed rejections: got %v, want 1", got)
 	}
-	if got := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonNoHealthyTarget)); got < 1 {
+	if got := testutilCounter(t, rejectedTotal.WithLabelValues("none", reasonNoHealthyTarget.String())); got < 1 {
 		t.Errorf("no_healthy_target rejections: got %v, want ≥1", got)
 	}
 }

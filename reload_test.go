@@ -21,7 +21,7 @@ func TestReloadKeepsTargetHealthStateWithoutReprobing(t *testing.T) {
 	cfg := func(dialTimeout string, targets ...string) map[string]any {
 		return proxyConfig(app{"name": "keep", "ports": []int{port}, "bind": []string{"127.0.0.1"},
 			"targets": targets, "dial_timeout": dialTimeout,
-			"health_checks": map[string]any{"interval": "1h", "timeout": "1s"}})
+			"health_checks": map[string]any{"interval": "1h", "down_interval": "1h", "timeout": "1s"}})
 	}
 	loadConfig(t, cfg("2s", a.addr, b.addr))
 	tb := lookupTarget(t, "keep", b.addr)
@@ -81,7 +81,7 @@ func TestConnectionReachingHandlerAfterCleanupIsStillProxied(t *testing.T) {
 	b := newBackend(t, "b")
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{App: "late", Upstreams: Upstreams{Targets: []string{b.addr}}}
+	h := &Handler{App: "late", Upstreams: Upstreams{Targets: []TargetConfig{{Address: b.addr}}}}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestConnectionReachingHandlerAfterCleanupIsStillProxied(t *testing.T) {
 }
 
 // tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
+func tcpPair(t testing.TB) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

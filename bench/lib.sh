@@ -63,7 +63,8 @@ setup_work() {
 }
 
 # build: builds the Caddy binary (the working tree, or BENCH_REV from git)
-# and the bench programs into $WORK/bin, and sets COMMIT.
+# and the bench programs into $WORK/bin, and sets COMMIT; with BASE_REV,
+# also the baseline system's Caddy from that revision (BASE_COMMIT).
 build() {
 	local src=$REPO
 	if [ -n "${BENCH_REV:-}" ]; then
@@ -80,6 +81,14 @@ build() {
 	log "building caddy from $src ($COMMIT)"
 	(cd "$src" && go build -o "$WORK/bin/caddy" ./cmd/caddy) ||
 		die "building cmd/caddy failed (BENCH_REV=HEAD builds the last commit instead of the working tree)"
+	if [ -n "${BASE_REV:-}" ]; then
+		local base=$WORK/base-src
+		mkdir -p "$base"
+		git -C "$REPO" archive "$BASE_REV" | tar -x -C "$base"
+		BASE_COMMIT=$(git -C "$REPO" rev-parse "$BASE_REV")
+		log "building the baseline caddy from $BASE_REV ($BASE_COMMIT)"
+		(cd "$base" && go build -o "$WORK/bin/caddy-base" ./cmd/caddy) || die "building the baseline ($BASE_REV) failed"
+	fi
 	(cd "$REPO" && go build -o "$WORK/bin/" ./bench/backend ./bench/loadgen ./bench/procstat \
 		./bench/freeport ./bench/reloader ./bench/report) || die "building bench programs failed"
 }

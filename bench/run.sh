@@ -17,7 +17,9 @@
 # wait up to QUIET_MAX s, QUIET_BUDGET s in all, for other processes to use
 # at most OTHER_MAX cores; repeat a run they disturbed up to RETRIES times
 # while the benchmark is under RUN_BUDGET s), BENCH_REV (build Caddy from
-# this git revision instead of the working tree), NO_INSTALL=1 (never run
+# this git revision instead of the working tree), BASE_REV (add the system
+# `baseline`: the plugin built from this revision, run beside the current
+# one, for before/after ratios from one run), NO_INSTALL=1 (never run
 # apt-get).
 set -euo pipefail
 
@@ -37,7 +39,7 @@ else
 	: "${ROUNDS:=3}" "${BULK:=2G}" "${DUR:=7}" "${IDLE_CONNS:=3000}" "${RETRIES:=1}"
 	: "${QUIET_MAX:=10}" "${QUIET_BUDGET:=120}" "${RUN_BUDGET:=660}"
 fi
-: "${SYSTEMS:=direct plugin l4proxy haproxy nginx}" "${CONNS_WORKERS:=16}" "${RR_CONNS:=32}"
+: "${SYSTEMS:=direct ${BASE_REV:+baseline }plugin l4proxy haproxy nginx}" "${CONNS_WORKERS:=16}" "${RR_CONNS:=32}"
 : "${OTHER_MAX:=0.25}"
 
 # install_peers: installs HAProxy and nginx's stream module from apt when
@@ -79,7 +81,7 @@ write_meta() {
 	l4ver=$(cd "$REPO" && go list -m -f '{{.Version}}' github.com/mholt/caddy-l4 2>/dev/null || echo "?")
 	{
 		echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-		echo "- commit measured: $COMMIT"
+		echo "- commit measured: $COMMIT${BASE_COMMIT:+ (baseline: $BASE_COMMIT)}"
 		echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), ulimit -n $(ulimit -n)"
 		echo "- go: $(go version | cut -d' ' -f3-)"
 		echo "- caddy: $("$BIN/caddy" version | cut -d' ' -f1), caddy-l4: $l4ver"

@@ -7,6 +7,7 @@ declare -A PORTS
 available() {
 	case $1 in
 	direct | plugin | l4proxy) return 0 ;;
+	baseline) [ -x "$BIN/caddy-base" ] ;;
 	haproxy) command -v haproxy >/dev/null ;;
 	nginx)
 		command -v nginx >/dev/null || return 1
@@ -44,9 +45,11 @@ start_system() {
 		return 0
 	fi
 	case $sys in
-	plugin)
+	plugin | baseline)
+		local bin=$BIN/caddy
+		[ "$sys" = plugin ] || bin=$BIN/caddy-base
 		plugin_json "" "${PORTS[$sys]}" "$TARGETS" >"$dir/caddy.json"
-		spawn "$dir/log" caddy_env "$BIN/caddy" run --config "$dir/caddy.json"
+		spawn "$dir/log" caddy_env "$bin" run --config "$dir/caddy.json"
 		;;
 	l4proxy)
 		l4proxy_json "" "${PORTS[$sys]}" "$TARGETS" >"$dir/caddy.json"

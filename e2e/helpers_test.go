@@ -129,11 +129,12 @@ type appCfg struct {
 }
 
 type healthCfg struct {
-	Interval string `json:"interval,omitempty"`
-	Timeout  string `json:"timeout,omitempty"`
-	Rise     int    `json:"rise,omitempty"`
-	Fall     int    `json:"fall,omitempty"`
-	Disabled bool   `json:"disabled,omitempty"`
+	Interval     string `json:"interval,omitempty"`
+	DownInterval string `json:"down_interval,omitempty"`
+	Timeout      string `json:"timeout,omitempty"`
+	Rise         int    `json:"rise,omitempty"`
+	Fall         int    `json:"fall,omitempty"`
+	Disabled     bool   `json:"disabled,omitempty"`
 }
 
 // proxyCfg is the tcpproxy app (apps.tcpproxy).
@@ -172,6 +173,14 @@ type caddyProc struct {
 // by PID when the test ends; its log is printed if the test failed.
 func startCaddy(t testing.TB, cfg proxyCfg) *caddyProc {
 	t.Helper()
+	return startCaddyUnder(t, cfg)
+}
+
+// startCaddyUnder is startCaddy with `caddy run` started by a wrapper
+// command that execs it (so the PID is Caddy's), such as
+// `prlimit --nofile=64:64 --`.
+func startCaddyUnder(t testing.TB, cfg proxyCfg, wrapper ...string) *caddyProc {
+	t.Helper()
 	dir := t.TempDir()
 	c := &caddyProc{
 		t:       t,
@@ -189,7 +198,8 @@ func startCaddy(t testing.TB, cfg proxyCfg) *caddyProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(caddyBin, "run", "--config", cfgPath)
+	args := append(append([]string(nil), wrapper...), caddyBin, "run", "--config", cfgPath)
+	c.cmd = exec.Command(args[0], args[1:]...)
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	c.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)

@@ -97,7 +97,9 @@ func TestReloadKeepsTargetHealthState(t *testing.T) {
 	b := newEchoBackend(t, "B")
 	a.stop() // down from the start: the first probe round marks it down
 	port := freePort(t)
-	hc := &healthCfg{Interval: "1h", Timeout: "1s", Rise: 3, Fall: 1}
+	// An hourly down_interval too: a down target is otherwise probed
+	// every 5s, and this test is about the state a reload keeps.
+	hc := &healthCfg{Interval: "1h", DownInterval: "1h", Timeout: "1s", Rise: 3, Fall: 1}
 	cfg := proxyCfg{Apps: []appCfg{app("health", []int{port}, a.addr, b.addr)}}
 	cfg.Apps[0].HealthChecks = hc
 	proc := startCaddy(t, cfg)
@@ -152,8 +154,9 @@ func readLog(t *testing.T, proc *caddyProc) string {
 }
 
 type statusTarget struct {
-	Address string `json:"address"`
-	Healthy bool   `json:"healthy"`
+	Address   string `json:"address"`
+	Healthy   bool   `json:"healthy"`
+	LastError string `json:"last_error"`
 }
 
 // targetStatus reads a target's row from GET /tcpproxy/status; ok is false

@@ -29,6 +29,7 @@ func main() {
 		os.Exit(1)
 	}
 	printTable(r)
+	printBaseline(r)
 	printNotes(r)
 	printGoals(r)
 }

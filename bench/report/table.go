@@ -8,6 +8,7 @@ import (
 // systems in table order, with the names the table shows.
 var systems = []struct{ id, name string }{
 	{"direct", "direct (no proxy)"},
+	{"baseline", "tcpproxy at BASE_REV"},
 	{"plugin", "**tcpproxy (this plugin)**"},
 	{"l4proxy", "caddy-l4 `proxy`"},
 	{"haproxy", "HAProxy `mode tcp`"},
@@ -95,5 +96,29 @@ func printNotes(r results) {
 			s.id, rounds, r.sum(s.id, "conns_errors"), r.sum(s.id, "rr_errors"),
 			r.sum(s.id, "idle_failed"), strings.Join(other, ", "))
 	}
+	fmt.Println()
+}
+
+// printBaseline prints, when the run had a baseline (BASE_REV), the
+// current plugin's figures as ratios to the baseline's: the before/after
+// of a change, measured side by side in one run.
+func printBaseline(r results) {
+	if r["baseline"] == nil || r["plugin"] == nil {
+		return
+	}
+	heads, cells := []string{""}, []string{"this plugin / baseline"}
+	for _, c := range columns {
+		heads = append(heads, c.head)
+		if v, ok := r.ratio("plugin", "baseline", c.metric); ok {
+			cells = append(cells, fmt.Sprintf("%.2f", v))
+		} else {
+			cells = append(cells, "–")
+		}
+	}
+	fmt.Println("Before and after, from the same run: this plugin's medians divided by the baseline's.")
+	fmt.Println()
+	fmt.Println("| " + strings.Join(heads, " | ") + " |")
+	fmt.Println(strings.Repeat("| --- ", len(heads)) + "|")
+	fmt.Println("| " + strings.Join(cells, " | ") + " |")
 	fmt.Println()
 }

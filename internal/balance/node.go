@@ -33,6 +33,11 @@ type Node struct {
 	// The data path adds 1 when it dials and subtracts 1 when the
 	// connection ends; least_conn reads it.
 	Active atomic.Int64
+
+	// Owner is the caller's object for this target (the root's target
+	// state), so that the node Pick returns leads back to it without a
+	// lookup. Set it before the node is shared; the package never reads it.
+	Owner any
 }
 
 // NewNode returns the state of the target at addr, the address as

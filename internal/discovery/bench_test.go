@@ -10,7 +10,7 @@ import (
 // bigSet serves 1,000 A records (16 KB: truncated over UDP, then TCP).
 func bigSet(b *testing.B) (*testServer, Source) {
 	srv := startServer(b, "127.0.0.1")
-	srv.setRRs("big.test.", manyA("big.test.", 1000))
+	srv.SetRRs("big.test.", manyA("big.test.", 1000))
 	return srv, mustParse(b, "dns:big.test.:80")
 }
 
@@ -18,7 +18,7 @@ func bigSet(b *testing.B) (*testServer, Source) {
 // server: Go's resolver, our exchange, sorting and the Records.
 func BenchmarkLookup1000(b *testing.B) {
 	srv, src := bigSet(b)
-	r := NewResolver([]string{srv.addr}, DefaultTimeout)
+	r := NewResolver([]string{srv.Addr}, DefaultTimeout)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -33,7 +33,7 @@ func BenchmarkLookup1000(b *testing.B) {
 // of an unchanged 1,000-record set: lookup plus comparison, no Records.
 func BenchmarkRefreshUnchanged1000(b *testing.B) {
 	srv, src := bigSet(b)
-	r := NewResolver([]string{srv.addr}, DefaultTimeout)
+	r := NewResolver([]string{srv.Addr}, DefaultTimeout)
 	ctx := context.Background()
 	prev, err := src.Lookup(ctx, r)
 	if err != nil {
@@ -55,7 +55,7 @@ func BenchmarkGoLookupHost1000(b *testing.B) {
 	srv, _ := bigSet(b)
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, network, srv.addr)
+		return d.DialContext(ctx, network, srv.Addr)
 	}}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -34,7 +34,8 @@ var systemResolver = NewResolver(nil, DefaultTimeout)
 // offered) or one whose name has no address (NXDOMAIN or no record)
 // contributes nothing; any other failure of a target fails the lookup. The
 // port comes from the SRV record, the weight is the SRV weight (0 counts
-// as 1, cut to MaxWeight), and records above the lowest priority present
+// as 1; a tier whose weights go above MaxWeight is scaled down to fit,
+// keeping their ratios), and records above the lowest priority present
 // are backups.
 func (s Source) Lookup(ctx context.Context, r *net.Resolver) ([]Record, error) {
 	rs, err := s.resolve(ctx, r)

@@ -30,14 +30,14 @@ func lookup(t testing.TB, r *net.Resolver, spec string) ([]Record, error) {
 
 func TestLookupDNS(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "db.test.",
+	srv.Set(t, "db.test.",
 		"db.test. 60 IN A 10.0.0.10",
 		"db.test. 60 IN A 10.0.0.2",
 		"db.test. 60 IN AAAA fd00::1",
 		"db.test. 60 IN AAAA ::ffff:10.0.0.2", // IPv4-mapped: the same as the A record
 		"db.test. 60 IN A 10.0.0.2",           // listed twice
 	)
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 	got, err := lookup(t, r, "dns:db.test:5432")
 	want := []Record{
 		{Addr: "10.0.0.2:5432", Weight: 1},
@@ -53,10 +53,10 @@ func TestLookupDNS(t *testing.T) {
 // kind of answer, against the real server: the facts Lookup is built on.
 func TestGoResolverFacts(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "empty.test.", "empty.test. 60 IN TXT \"no address here\"")
+	srv.Set(t, "empty.test.", "empty.test. 60 IN TXT \"no address here\"")
 	plain := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, network, srv.addr)
+		return d.DialContext(ctx, network, srv.Addr)
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -84,21 +84,21 @@ func TestGoResolverFacts(t *testing.T) {
 	}
 	t.Logf("Go: NXDOMAIN and an empty NOERROR both give %q, IsNotFound", nx.Err)
 
-	srv.setMode(servfail)
+	srv.SetMode(servfail)
 	_, err := plain.LookupHost(ctx, "empty.test.")
 	if de := dnsErr(err); de.IsNotFound || !de.IsTemporary || de.IsTimeout {
 		t.Errorf("Go SERVFAIL: %+v; want IsTemporary only", de)
 	}
 	t.Logf("Go: SERVFAIL gives %q, IsTemporary", dnsErr(err).Err)
 
-	srv.setMode(lame)
+	srv.SetMode(lame)
 	_, err = plain.LookupHost(ctx, "empty.test.")
 	if de := dnsErr(err); de.IsNotFound {
 		t.Errorf("Go lame referral: %+v; want a failure, not IsNotFound", de)
 	}
 	t.Logf("Go: NOERROR empty without AA and RA gives %q (a failure)", dnsErr(err).Err)
 
-	srv.setMode(drop)
+	srv.SetMode(drop)
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
 	_, err = plain.LookupHost(short, "empty.test.")
@@ -110,9 +110,9 @@ func TestGoResolverFacts(t *testing.T) {
 
 func TestLookupNotFoundVersusEmpty(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "empty.test.", "empty.test. 60 IN TXT \"no address here\"")
-	srv.set(t, "_pg._tcp.empty.test.") // exists, no record at all
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	srv.Set(t, "empty.test.", "empty.test. 60 IN TXT \"no address here\"")
+	srv.Set(t, "_pg._tcp.empty.test.") // exists, no record at all
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 
 	for _, spec := range []string{"dns:empty.test:80", "srv:_pg._tcp.empty.test"} {
 		got, err := lookup(t, r, spec)
@@ -125,35 +125,35 @@ func TestLookupNotFoundVersusEmpty(t *testing.T) {
 		var de *net.DNSError
 		if !errors.As(err, &de) || !de.IsNotFound || got != nil {
 			t.Errorf("%s (NXDOMAIN): %v, %v; want an IsNotFound *net.DNSError", spec, got, err)
-		} else if de.Server != srv.addr {
-			t.Errorf("%s: error %q names server %q; want the one that answered, %s", spec, err, de.Server, srv.addr)
+		} else if de.Server != srv.Addr {
+			t.Errorf("%s: error %q names server %q; want the one that answered, %s", spec, err, de.Server, srv.Addr)
 		}
 	}
 
 	// A lame referral is no proof the name exists: a failure, and the next
 	// resolver is asked. Its NXDOMAIN stays a failure.
-	srv.setMode(lame)
+	srv.SetMode(lame)
 	if got, err := lookup(t, r, "dns:empty.test:80"); err == nil {
 		t.Errorf("lame referral: %v, nil; want an error", got)
 	}
 	second := startServer(t, "127.0.0.2")
-	r2 := NewResolver([]string{srv.addr, second.addr}, testTimeout)
+	r2 := NewResolver([]string{srv.Addr, second.Addr}, testTimeout)
 	got, err := lookup(t, r2, "dns:empty.test:80")
 	var de *net.DNSError
-	if !errors.As(err, &de) || !de.IsNotFound || de.Server != second.addr {
-		t.Errorf("lame referral, then NXDOMAIN from %s: %v, %v; want that NXDOMAIN", second.addr, got, err)
+	if !errors.As(err, &de) || !de.IsNotFound || de.Server != second.Addr {
+		t.Errorf("lame referral, then NXDOMAIN from %s: %v, %v; want that NXDOMAIN", second.Addr, got, err)
 	}
 	// SERVFAIL.
-	srv.setMode(servfail)
+	srv.SetMode(servfail)
 	_, err = lookup(t, r, "dns:empty.test:80")
 	if !errors.As(err, &de) || !de.Temporary() || de.IsNotFound {
 		t.Errorf("SERVFAIL: %v; want a temporary *net.DNSError", err)
 	}
 	// No answer.
-	srv.setMode(drop)
+	srv.SetMode(drop)
 	_, err = lookup(t, r, "srv:_pg._tcp.empty.test")
-	if !errors.As(err, &de) || !de.Timeout() || !strings.Contains(err.Error(), srv.addr+" (i/o timeout)") {
-		t.Errorf("no answer: %v; want a timeout naming %s", err, srv.addr)
+	if !errors.As(err, &de) || !de.Timeout() || !strings.Contains(err.Error(), srv.Addr+" (i/o timeout)") {
+		t.Errorf("no answer: %v; want a timeout naming %s", err, srv.Addr)
 	}
 }
 
@@ -161,9 +161,9 @@ func TestLookupNotFoundVersusEmpty(t *testing.T) {
 // the IPv4 half (which would drop every IPv6 target until the next one).
 func TestLookupHalfFailedIsFailure(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.1", "db.test. 60 IN AAAA fd00::1")
-	srv.setTypeMode(28 /* AAAA */, servfail)
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.1", "db.test. 60 IN AAAA fd00::1")
+	srv.SetTypeMode(28 /* AAAA */, servfail)
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 	if got, err := lookup(t, r, "dns:db.test:80"); err == nil {
 		t.Fatalf("AAAA SERVFAIL: got %v, nil; want an error", got)
 	}
@@ -171,21 +171,21 @@ func TestLookupHalfFailedIsFailure(t *testing.T) {
 
 func TestLookupSRV(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "_pg._tcp.db.test.",
+	srv.Set(t, "_pg._tcp.db.test.",
 		"_pg._tcp.db.test. 60 IN SRV 10 5 5432 a.db.test.",
 		"_pg._tcp.db.test. 60 IN SRV 10 0 5433 b.db.test.",    // weight 0 counts as 1
-		"_pg._tcp.db.test. 60 IN SRV 20 1000 5432 c.db.test.", // cut to 256, backup
+		"_pg._tcp.db.test. 60 IN SRV 20 1000 5432 c.db.test.", // the backups' largest: scaled to 256
 		"_pg._tcp.db.test. 60 IN SRV 30 1 6000 a.db.test.",    // a third level: backup too
 		"_pg._tcp.db.test. 60 IN SRV 10 1 5432 gone.db.test.", // NXDOMAIN target: dropped
 		"_pg._tcp.db.test. 60 IN SRV 10 1 5432 noaddr.db.test.",
 		"_pg._tcp.db.test. 60 IN SRV 10 3 5432 a2.db.test.", // same address as a: weights add up
 	)
-	srv.set(t, "a.db.test.", "a.db.test. 60 IN A 10.0.0.1", "a.db.test. 60 IN AAAA fd00::1")
-	srv.set(t, "a2.db.test.", "a2.db.test. 60 IN A 10.0.0.1")
-	srv.set(t, "b.db.test.", "b.db.test. 60 IN A 10.0.0.2")
-	srv.set(t, "c.db.test.", "c.db.test. 60 IN A 10.0.0.3", "c.db.test. 60 IN A 10.0.0.4")
-	srv.set(t, "noaddr.db.test.")
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	srv.Set(t, "a.db.test.", "a.db.test. 60 IN A 10.0.0.1", "a.db.test. 60 IN AAAA fd00::1")
+	srv.Set(t, "a2.db.test.", "a2.db.test. 60 IN A 10.0.0.1")
+	srv.Set(t, "b.db.test.", "b.db.test. 60 IN A 10.0.0.2")
+	srv.Set(t, "c.db.test.", "c.db.test. 60 IN A 10.0.0.3", "c.db.test. 60 IN A 10.0.0.4")
+	srv.Set(t, "noaddr.db.test.")
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 
 	got, err := lookup(t, r, "srv:_pg._tcp.db.test")
 	want := []Record{
@@ -202,22 +202,22 @@ func TestLookupSRV(t *testing.T) {
 	}
 
 	// Only backups' priorities left: the lowest present is primary.
-	srv.set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 20 1 5432 c.db.test.", "_pg._tcp.db.test. 60 IN SRV 10 1 5432 gone.db.test.")
+	srv.Set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 20 1 5432 c.db.test.", "_pg._tcp.db.test. 60 IN SRV 10 1 5432 gone.db.test.")
 	got, err = lookup(t, r, "srv:_pg._tcp.db.test")
 	if err != nil || len(got) != 2 || got[0].Backup || got[1].Backup {
 		t.Fatalf("Lookup = %v, %v; want 10.0.0.3 and .4 as primaries", got, err)
 	}
 
 	// A target that cannot be resolved for a temporary reason fails the whole lookup.
-	srv.set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 10 1 5432 a.db.test.")
-	srv.setTypeMode(1 /* A */, servfail)
+	srv.Set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 10 1 5432 a.db.test.")
+	srv.SetTypeMode(1 /* A */, servfail)
 	if got, err := lookup(t, r, "srv:_pg._tcp.db.test"); err == nil || !strings.Contains(err.Error(), "SRV target a.db.test.") {
 		t.Fatalf("target SERVFAIL: %v, %v; want an error naming the target", got, err)
 	}
-	srv.setTypeMode(1, answer)
+	srv.SetTypeMode(1, answer)
 
 	// "." : the service is decidedly not offered.
-	srv.set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 0 0 0 .")
+	srv.Set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 0 0 0 .")
 	if got, err := lookup(t, r, "srv:_pg._tcp.db.test"); err != nil || len(got) != 0 {
 		t.Fatalf(`target ".": %v, %v; want an empty set`, got, err)
 	}
@@ -231,10 +231,10 @@ func TestLookupSRVManyTargets(t *testing.T) {
 	for i := range 50 {
 		name := fmt.Sprintf("t%d.db.test.", i)
 		rrs = append(rrs, fmt.Sprintf("_x._tcp.db.test. 60 IN SRV 1 1 %d %s", 1000+i, name))
-		srv.set(t, name, fmt.Sprintf("%s 60 IN A 10.0.1.%d", name, i))
+		srv.Set(t, name, fmt.Sprintf("%s 60 IN A 10.0.1.%d", name, i))
 	}
-	srv.set(t, "_x._tcp.db.test.", rrs...)
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	srv.Set(t, "_x._tcp.db.test.", rrs...)
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 	got, err := lookup(t, r, "srv:_x._tcp.db.test")
 	if err != nil || len(got) != 50 {
 		t.Fatalf("Lookup = %d records, %v; want 50", len(got), err)

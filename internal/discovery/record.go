@@ -6,8 +6,9 @@ import (
 	"slices"
 )
 
-// MaxWeight is the largest target weight; SRV weights above it are cut to
-// it (SRV allows 0..65535, targets 1..256).
+// MaxWeight is the largest target weight. SRV allows weights 0..65535,
+// targets 1..256: a tier whose largest SRV weight is above MaxWeight is
+// scaled down to fit (see scaleWeights).
 const MaxWeight = 256
 
 // Record is one discovered target.
@@ -27,19 +28,20 @@ type rec struct {
 	backup bool
 }
 
-// srvWeight maps an SRV weight to a target weight: 0 ("no preference"
-// among the records of a priority) counts as 1, above MaxWeight is cut.
+// srvWeight is the weight of an SRV record before scaling: 0 ("no
+// preference" among the records of a priority) counts as 1.
 func srvWeight(w uint16) int {
-	return min(max(int(w), 1), MaxWeight)
+	return max(int(w), 1)
 }
 
 // finish merges and orders a lookup's records. An address given by more
 // than one record keeps the lowest priority it has and the sum of its
-// weights at that priority (capped at MaxWeight): two SRV records naming
-// the same ip:port ask for that much of the load. Records above the lowest
-// priority present are backups; SRV's further levels all become backups,
-// as targets have two tiers. The order is primaries then backups, each by
-// address (numeric, IPv4 first), so it only changes when the set does.
+// weights at that priority: two SRV records naming the same ip:port ask
+// for that much of the load. Records above the lowest priority present are
+// backups; SRV's further levels all become backups, as targets have two
+// tiers. Weights are then scaled into 1..MaxWeight (scaleWeights). The
+// order is primaries then backups, each by address (numeric, IPv4 first),
+// so it only changes when the set does.
 func finish(rs []rec) []rec {
 	if len(rs) == 0 {
 		return nil
@@ -58,7 +60,7 @@ func finish(rs []rec) []rec {
 			continue
 		}
 		if r.prio == last.prio {
-			last.weight = min(last.weight+r.weight, MaxWeight)
+			last.weight += r.weight
 		}
 	}
 	low := out[0].prio
@@ -68,6 +70,8 @@ func finish(rs []rec) []rec {
 	for i := range out {
 		out[i].backup = out[i].prio > low
 	}
+	scaleWeights(out, false)
+	scaleWeights(out, true)
 	slices.SortFunc(out, func(a, b rec) int {
 		if a.backup != b.backup {
 			if a.backup {
@@ -78,6 +82,30 @@ func finish(rs []rec) []rec {
 		return a.ap.Compare(b.ap)
 	})
 	return out
+}
+
+// scaleWeights fits the weights of one tier (the primaries, or the
+// backups) into 1..MaxWeight. Only the weights within the tier that serves
+// compete, so each tier is scaled on its own: when its largest weight is
+// above MaxWeight, every weight w of it becomes w×MaxWeight/largest,
+// rounded, at least 1. That keeps the ratios (SRV weights 3000 and 1000
+// give 256 and 85) where cutting each weight to MaxWeight would make them
+// equal; a tier within range is left as it is.
+func scaleWeights(rs []rec, backup bool) {
+	top := 0
+	for _, r := range rs {
+		if r.backup == backup {
+			top = max(top, r.weight)
+		}
+	}
+	if top <= MaxWeight {
+		return
+	}
+	for i := range rs {
+		if rs[i].backup == backup {
+			rs[i].weight = max((rs[i].weight*MaxWeight+top/2)/top, 1)
+		}
+	}
 }
 
 func toRecords(rs []rec) []Record {

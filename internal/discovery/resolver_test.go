@@ -3,36 +3,22 @@ package discovery
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 )
-
-func manyA(name string, n int) []dns.RR {
-	rrs := make([]dns.RR, n)
-	for i := range n {
-		rrs[i] = &dns.A{
-			Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-			A:   net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)),
-		}
-	}
-	return rrs
-}
 
 // A set too large for a UDP answer comes truncated; Go asks again over TCP.
 func TestTruncatedAnswerFallsBackToTCP(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.setRRs("big.test.", manyA("big.test.", 300)) // ~4.8 KB of answers
-	r := NewResolver([]string{srv.addr}, testTimeout)
+	srv.SetRRs("big.test.", manyA("big.test.", 300)) // ~4.8 KB of answers
+	r := NewResolver([]string{srv.Addr}, testTimeout)
 	got, err := lookup(t, r, "dns:big.test:80")
 	if err != nil || len(got) != 300 {
 		t.Fatalf("Lookup = %d records, %v; want 300", len(got), err)
 	}
-	if srv.tcpQueries.Load() == 0 {
-		t.Fatalf("no TCP query reached the server (UDP %d): the truncated answer was not retried over TCP", srv.udpQueries.Load())
+	if srv.TCPQueries.Load() == 0 {
+		t.Fatalf("no TCP query reached the server (UDP %d): the truncated answer was not retried over TCP", srv.UDPQueries.Load())
 	}
 	for i, rec := range got {
 		if want := fmt.Sprintf("10.0.%d.%d:80", i>>8, i&0xff); rec.Addr != want {
@@ -47,22 +33,22 @@ func TestFailover(t *testing.T) {
 		first func(t *testing.T) string
 	}{
 		{"refused", func(t *testing.T) string { return deadServer(t, "127.0.0.2") }},
-		{"silent", func(t *testing.T) string { return startBlackhole(t, "127.0.0.2").addr }},
+		{"silent", func(t *testing.T) string { return startBlackhole(t, "127.0.0.2").Addr }},
 		{"servfail", func(t *testing.T) string {
 			s := startServer(t, "127.0.0.2")
-			s.setMode(servfail)
-			return s.addr
+			s.SetMode(servfail)
+			return s.Addr
 		}},
 		{"refused rcode", func(t *testing.T) string {
 			s := startServer(t, "127.0.0.2")
-			s.setMode(refused)
-			return s.addr
+			s.SetMode(refused)
+			return s.Addr
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			good := startServer(t, "127.0.0.3")
-			good.set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
-			r := NewResolver([]string{tc.first(t), good.addr}, testTimeout)
+			good.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
+			r := NewResolver([]string{tc.first(t), good.Addr}, testTimeout)
 			got, err := lookup(t, r, "dns:db.test:80")
 			if err != nil || len(got) != 1 || got[0].Addr != "10.0.0.1:80" {
 				t.Fatalf("Lookup = %v, %v; want 10.0.0.1:80 from the second resolver", got, err)
@@ -74,10 +60,10 @@ func TestFailover(t *testing.T) {
 // Every resolver failing: the error names each and why.
 func TestAllResolversFail(t *testing.T) {
 	dead, hole := deadServer(t, "127.0.0.2"), startBlackhole(t, "127.0.0.3")
-	r := NewResolver([]string{dead, hole.addr}, testTimeout)
+	r := NewResolver([]string{dead, hole.Addr}, testTimeout)
 	_, err := lookup(t, r, "dns:db.test:80")
-	if err == nil || !strings.Contains(err.Error(), dead+" (connection refused)") || !strings.Contains(err.Error(), hole.addr+" (i/o timeout)") {
-		t.Fatalf("error %v; want one naming %s (refused) and %s (timeout)", err, dead, hole.addr)
+	if err == nil || !strings.Contains(err.Error(), dead+" (connection refused)") || !strings.Contains(err.Error(), hole.Addr+" (i/o timeout)") {
+		t.Fatalf("error %v; want one naming %s (refused) and %s (timeout)", err, dead, hole.Addr)
 	}
 }
 
@@ -86,14 +72,14 @@ func TestAllResolversFail(t *testing.T) {
 func TestTCPRetryAsksTheServerThatTruncated(t *testing.T) {
 	hole := startBlackhole(t, "127.0.0.2")
 	srv := startServer(t, "127.0.0.3")
-	srv.setRRs("big.test.", manyA("big.test.", 300))
-	r := NewResolver([]string{hole.addr, srv.addr}, testTimeout)
+	srv.SetRRs("big.test.", manyA("big.test.", 300))
+	r := NewResolver([]string{hole.Addr, srv.Addr}, testTimeout)
 	got, err := lookup(t, r, "dns:big.test:80")
 	if err != nil || len(got) != 300 {
 		t.Fatalf("Lookup = %d records, %v; want 300", len(got), err)
 	}
-	if n := hole.tcpConn.Load(); n != 0 || srv.tcpQueries.Load() == 0 {
-		t.Fatalf("TCP connections to the silent resolver: %d, TCP queries to the answering one: %d; want 0 and > 0", n, srv.tcpQueries.Load())
+	if n := hole.TCPConns.Load(); n != 0 || srv.TCPQueries.Load() == 0 {
+		t.Fatalf("TCP connections to the silent resolver: %d, TCP queries to the answering one: %d; want 0 and > 0", n, srv.TCPQueries.Load())
 	}
 }
 
@@ -101,15 +87,15 @@ func TestTCPRetryAsksTheServerThatTruncated(t *testing.T) {
 // per-server timeouts.
 func TestLookupCancel(t *testing.T) {
 	srv := startServer(t, "127.0.0.2")
-	srv.setMode(drop)
-	r := NewResolver([]string{srv.addr}, time.Minute)
+	srv.SetMode(drop)
+	r := NewResolver([]string{srv.Addr}, time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := mustParse(t, "srv:_x._tcp.db.test").Lookup(ctx, r)
 		done <- err
 	}()
-	waitFor(t, "the query to reach the server", func() bool { return srv.queries() > 0 })
+	waitFor(t, "the query to reach the server", func() bool { return srv.Queries() > 0 })
 	cancel()
 	select {
 	case err := <-done:

@@ -103,10 +103,10 @@ const refresh = 20 * time.Millisecond
 
 func TestWatcherReportsChanges(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.2", "db.test. 60 IN A 10.0.0.1")
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.2", "db.test. 60 IN A 10.0.0.1")
 	ev := newEvents()
 	src := mustParse(t, "dns:db.test:80")
-	w := NewWatcher(Config{Sources: []Source{src, src}, Resolver: NewResolver([]string{srv.addr}, testTimeout), Refresh: refresh}, ev.handler())
+	w := NewWatcher(Config{Sources: []Source{src, src}, Resolver: NewResolver([]string{srv.Addr}, testTimeout), Refresh: refresh}, ev.handler())
 	runWatcher(t, w)
 
 	select {
@@ -122,32 +122,32 @@ func TestWatcherReportsChanges(t *testing.T) {
 	}
 
 	// Unchanged answers: several refreshes, no report.
-	q := srv.queries()
-	waitFor(t, "5 more refreshes", func() bool { return srv.queries() >= q+10 })
+	q := srv.Queries()
+	waitFor(t, "5 more refreshes", func() bool { return srv.Queries() >= q+10 })
 	if n := ev.changeCount(src.Spec); n != 1 {
 		t.Fatalf("%d changes reported for an unchanged set; want 1 (the first)", n)
 	}
 
 	// Records added between refreshes: reported, order stable (by address).
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.3", "db.test. 60 IN A 10.0.0.1", "db.test. 60 IN A 10.0.0.2", "db.test. 60 IN AAAA fd00::9")
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.3", "db.test. 60 IN A 10.0.0.1", "db.test. 60 IN A 10.0.0.2", "db.test. 60 IN AAAA fd00::9")
 	waitFor(t, "the added records", func() bool { return ev.changeCount(src.Spec) == 2 })
 	if got := addrs(ev.last(src.Spec)); got != "10.0.0.1:80 10.0.0.2:80 10.0.0.3:80 [fd00::9]:80" {
 		t.Fatalf("after adding: %q", got)
 	}
 	// Removed.
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.3")
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.3")
 	waitFor(t, "the removal", func() bool { return ev.changeCount(src.Spec) == 3 })
 	if got := addrs(ev.last(src.Spec)); got != "10.0.0.3:80" {
 		t.Fatalf("after removing: %q", got)
 	}
-	q = srv.queries()
-	waitFor(t, "5 more refreshes", func() bool { return srv.queries() >= q+10 })
+	q = srv.Queries()
+	waitFor(t, "5 more refreshes", func() bool { return srv.Queries() >= q+10 })
 	if n := ev.changeCount(src.Spec); n != 3 {
 		t.Fatalf("%d changes; want 3", n)
 	}
 
 	// A successful answer with no record empties the set.
-	srv.set(t, "db.test.")
+	srv.Set(t, "db.test.")
 	waitFor(t, "the empty set", func() bool { return ev.changeCount(src.Spec) == 4 })
 	if got := ev.last(src.Spec); got == nil || len(got) != 0 {
 		t.Fatalf("after emptying: %v; want an empty set", got)
@@ -165,19 +165,19 @@ func TestWatcherFailureStreaks(t *testing.T) {
 		fail func(s *testServer)
 		fix  func(s *testServer)
 	}{
-		{"servfail", func(s *testServer) { s.setMode(servfail) }, func(s *testServer) { s.setMode(answer) }},
-		{"timeout", func(s *testServer) { s.setMode(drop) }, func(s *testServer) { s.setMode(answer) }},
-		{"nxdomain", func(s *testServer) { s.remove("_pg._tcp.db.test.") }, func(s *testServer) {
-			s.setRRs("_pg._tcp.db.test.", nil)
+		{"servfail", func(s *testServer) { s.SetMode(servfail) }, func(s *testServer) { s.SetMode(answer) }},
+		{"timeout", func(s *testServer) { s.SetMode(drop) }, func(s *testServer) { s.SetMode(answer) }},
+		{"nxdomain", func(s *testServer) { s.Remove("_pg._tcp.db.test.") }, func(s *testServer) {
+			s.SetRRs("_pg._tcp.db.test.", nil)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServer(t, "127.0.0.1")
-			srv.set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 1 1 5432 a.db.test.")
-			srv.set(t, "a.db.test.", "a.db.test. 60 IN A 10.0.0.1")
+			srv.Set(t, "_pg._tcp.db.test.", "_pg._tcp.db.test. 60 IN SRV 1 1 5432 a.db.test.")
+			srv.Set(t, "a.db.test.", "a.db.test. 60 IN A 10.0.0.1")
 			ev := newEvents()
 			src := mustParse(t, "srv:_pg._tcp.db.test")
-			w := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.addr}, 50*time.Millisecond), Refresh: refresh, Timeout: time.Second}, ev.handler())
+			w := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.Addr}, 50*time.Millisecond), Refresh: refresh, Timeout: time.Second}, ev.handler())
 			runWatcher(t, w)
 			waitFor(t, "the first set", func() bool { return ev.changeCount(src.Spec) == 1 })
 
@@ -219,24 +219,24 @@ func TestWatcherFailureStreaks(t *testing.T) {
 // equal first answer is no change.
 func TestWatcherSeed(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
 	src := mustParse(t, "dns:db.test:80")
 	seed := []Record{{Addr: "10.0.0.1:80", Weight: 1}}
 
 	ev := newEvents()
-	w := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.addr}, testTimeout), Refresh: refresh}, ev.handler())
+	w := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.Addr}, testTimeout), Refresh: refresh}, ev.handler())
 	w.Seed(src.Spec, seed)
 	runWatcher(t, w)
 	<-w.Ready()
-	q := srv.queries()
-	waitFor(t, "more refreshes", func() bool { return srv.queries() >= q+6 })
+	q := srv.Queries()
+	waitFor(t, "more refreshes", func() bool { return srv.Queries() >= q+6 })
 	if n := ev.changeCount(src.Spec); n != 0 {
 		t.Fatalf("%d changes for an answer equal to the seed; want 0", n)
 	}
 
-	srv.setMode(servfail)
+	srv.SetMode(servfail)
 	ev2 := newEvents()
-	w2 := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.addr}, testTimeout), Refresh: refresh}, ev2.handler())
+	w2 := NewWatcher(Config{Sources: []Source{src}, Resolver: NewResolver([]string{srv.Addr}, testTimeout), Refresh: refresh}, ev2.handler())
 	w2.Seed(src.Spec, seed)
 	runWatcher(t, w2)
 	<-w2.Ready()
@@ -249,9 +249,9 @@ func TestWatcherSeed(t *testing.T) {
 // lookups waiting on a silent server.
 func TestWatcherRunEndsWithContext(t *testing.T) {
 	srv := startServer(t, "127.0.0.1")
-	srv.set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
+	srv.Set(t, "db.test.", "db.test. 60 IN A 10.0.0.1")
 	silent := startServer(t, "127.0.0.2")
-	silent.setMode(drop)
+	silent.SetMode(drop)
 	var sources []Source
 	for i := range 5 {
 		sources = append(sources, mustParse(t, fmt.Sprintf("dns:db.test:%d", 80+i)))
@@ -259,8 +259,8 @@ func TestWatcherRunEndsWithContext(t *testing.T) {
 	base := runtime.NumGoroutine()
 
 	ev := newEvents()
-	w := NewWatcher(Config{Sources: sources, Resolver: NewResolver([]string{srv.addr}, testTimeout), Refresh: refresh}, ev.handler())
-	w2 := NewWatcher(Config{Sources: sources, Resolver: NewResolver([]string{silent.addr}, time.Minute), Refresh: refresh, Timeout: time.Hour}, Handler{})
+	w := NewWatcher(Config{Sources: sources, Resolver: NewResolver([]string{srv.Addr}, testTimeout), Refresh: refresh}, ev.handler())
+	w2 := NewWatcher(Config{Sources: sources, Resolver: NewResolver([]string{silent.Addr}, time.Minute), Refresh: refresh, Timeout: time.Hour}, Handler{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { w.Run(ctx) })
@@ -268,7 +268,7 @@ func TestWatcherRunEndsWithContext(t *testing.T) {
 	waitFor(t, "every source resolved", func() bool {
 		return ev.get(func(e *events) bool { return len(e.changes) == 5 })
 	})
-	waitFor(t, "queries waiting on the silent server", func() bool { return silent.queries() >= 5 })
+	waitFor(t, "queries waiting on the silent server", func() bool { return silent.Queries() >= 5 })
 	if n := runtime.NumGoroutine(); n <= base {
 		t.Fatalf("%d goroutines while running, %d before: the watchers run none?", n, base)
 	}

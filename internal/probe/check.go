@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -80,19 +79,19 @@ type Prober struct {
 // quote the value.
 func New(c Check) (*Prober, error) {
 	if c.Timeout <= 0 {
-		return nil, fmt.Errorf("timeout must be positive, got %s", c.Timeout)
+		return nil, fieldErrorf("timeout", "timeout must be positive, got %s", c.Timeout)
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		return nil, fmt.Errorf("port must be 1..65535 (or 0 for the target's port), got %d", c.Port)
+		return nil, fieldErrorf("port", "port must be 1..65535 (or 0 for the target's port), got %d", c.Port)
 	}
 	if c.ProxyHeaderVersion > 2 {
-		return nil, fmt.Errorf("proxy header version must be 0, 1 or 2, got %d", c.ProxyHeaderVersion)
+		return nil, fieldErrorf("proxy_protocol", "proxy header version must be 0, 1 or 2, got %d", c.ProxyHeaderVersion)
 	}
 	if c.HTTP != nil && (len(c.Send) > 0 || len(c.Expect) > 0) {
-		return nil, errors.New("an HTTP probe (uri) cannot also have send or expect bytes")
+		return nil, fieldErrorf("uri", "an HTTP probe (uri) cannot also have send or expect bytes")
 	}
 	if len(c.Expect) > ReadLimit {
-		return nil, fmt.Errorf("expect is %d bytes, more than the %d a probe reads", len(c.Expect), ReadLimit)
+		return nil, fieldErrorf("expect", "expect is %d bytes, more than the %d a probe reads", len(c.Expect), ReadLimit)
 	}
 	p := &Prober{
 		timeout:  c.Timeout,

@@ -49,3 +49,20 @@ func (p *Prober) readFailed(err error, what, theWhat string, got []byte) error {
 	}
 	return &failure{msg: msg, cause: err}
 }
+
+// ConfigError is an error of New: the Check cannot work. Field names the
+// setting at fault as the health_checks config spells it ("timeout",
+// "port", "expect", "uri", "method", "headers", "expect_status", or
+// "proxy_protocol" for the header version), so that a config error can
+// point at it; the message quotes the offending value.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func fieldErrorf(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}

@@ -35,10 +35,10 @@ func newHTTPProbe(h *HTTP, prefix []byte) (*httpProbe, error) {
 		method = "GET"
 	}
 	if !isToken(method) {
-		return nil, fmt.Errorf("method %q is not an HTTP method token", method)
+		return nil, fieldErrorf("method", "method %q is not an HTTP method token", method)
 	}
 	if !strings.HasPrefix(h.URI, "/") || strings.ContainsFunc(h.URI, isSpaceOrCtl) {
-		return nil, fmt.Errorf("uri %q must start with \"/\" and have no spaces or control characters", h.URI)
+		return nil, fieldErrorf("uri", "uri %q must start with \"/\" and have no spaces or control characters", h.URI)
 	}
 	hp := &httpProbe{body: h.Body, noBody: method == "HEAD"}
 	var err error
@@ -87,16 +87,16 @@ func newHTTPProbe(h *HTTP, prefix []byte) (*httpProbe, error) {
 func expectedStatus(h *HTTP) (status, class int, want string, err error) {
 	switch {
 	case h.Status != 0 && h.StatusClass != 0:
-		return 0, 0, "", fmt.Errorf("expect status is either a code (%d) or a class (%dxx), not both", h.Status, h.StatusClass)
+		return 0, 0, "", fieldErrorf("expect_status", "expect status is either a code (%d) or a class (%dxx), not both", h.Status, h.StatusClass)
 	case h.Status != 0:
 		if h.Status < 100 || h.Status > 599 {
-			return 0, 0, "", fmt.Errorf("expect status %d is not a code 100..599", h.Status)
+			return 0, 0, "", fieldErrorf("expect_status", "expect status %d is not a code 100..599", h.Status)
 		}
 		return h.Status, 0, fmt.Sprintf("status %d", h.Status), nil
 	case h.StatusClass == 0:
 		return 0, 2, "status 2xx", nil
 	case h.StatusClass < 1 || h.StatusClass > 5:
-		return 0, 0, "", fmt.Errorf("expect status class %d is not one of 1..5 (1xx..5xx)", h.StatusClass)
+		return 0, 0, "", fieldErrorf("expect_status", "expect status class %d is not one of 1..5 (1xx..5xx)", h.StatusClass)
 	}
 	return 0, h.StatusClass, fmt.Sprintf("status %dxx", h.StatusClass), nil
 }
@@ -107,20 +107,20 @@ func requestHeaders(h *HTTP) (map[string][]string, error) {
 	out := make(map[string][]string, len(h.Header)+2)
 	for name, values := range h.Header {
 		if !isToken(name) {
-			return nil, fmt.Errorf("header name %q is not an HTTP token", name)
+			return nil, fieldErrorf("headers", "header name %q is not an HTTP token", name)
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
 		for _, v := range values {
 			if strings.ContainsAny(v, "\r\n\x00") {
-				return nil, fmt.Errorf("header %s value %q has a line break or NUL", key, v)
+				return nil, fieldErrorf("headers", "header %s value %q has a line break or NUL", key, v)
 			}
 		}
 		switch key {
 		case "Content-Length", "Transfer-Encoding":
-			return nil, fmt.Errorf("header %s: a health probe sends no body", key)
+			return nil, fieldErrorf("headers", "header %s: a health probe sends no body", key)
 		case "Host":
 			if len(values) != 1 {
-				return nil, fmt.Errorf("header Host must have one value, got %q", values)
+				return nil, fieldErrorf("headers", "header Host must have one value, got %q", values)
 			}
 		}
 		out[key] = append(out[key], values...)

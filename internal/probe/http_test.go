@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/http"
 	"regexp"
@@ -221,32 +222,38 @@ func TestHTTPLongBody(t *testing.T) {
 	wantErr(t, run(end, addr), `expected body to match "END", got "ok`+strings.Repeat(".", 62)+`"…`)
 }
 
-// Configs that cannot work are refused with the offending value quoted.
+// Configs that cannot work are refused with the offending value quoted,
+// and the error names the config field at fault.
 func TestNewErrors(t *testing.T) {
 	cases := []struct {
-		c    Check
-		want string
+		c           Check
+		field, want string
 	}{
-		{Check{}, "timeout must be positive, got 0s"},
-		{Check{Timeout: time.Second, Port: 70000}, "port must be 1..65535 (or 0 for the target's port), got 70000"},
-		{Check{Timeout: time.Second, ProxyHeaderVersion: 3}, "proxy header version must be 0, 1 or 2, got 3"},
-		{Check{Timeout: time.Second, Send: []byte("x"), HTTP: &HTTP{URI: "/"}}, "an HTTP probe (uri) cannot also have send or expect bytes"},
-		{Check{Timeout: time.Second, Expect: make([]byte, ReadLimit+1)}, "expect is 16385 bytes, more than the 16384 a probe reads"},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "health"}}, `uri "health" must start with "/" and have no spaces or control characters`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/a b"}}, `uri "/a b" must start with "/" and have no spaces or control characters`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Method: "GE T"}}, `method "GE T" is not an HTTP method token`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Status: 999}}, "expect status 999 is not a code 100..599"},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", StatusClass: 6}}, "expect status class 6 is not one of 1..5 (1xx..5xx)"},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Status: 200, StatusClass: 2}}, "expect status is either a code (200) or a class (2xx), not both"},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"X:Y": {"1"}}}}, `header name "X:Y" is not an HTTP token`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"X-A": {"1\r\nEvil: 1"}}}}, `header X-A value "1\r\nEvil: 1" has a line break or NUL`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"Host": {"a", "b"}}}}, `header Host must have one value, got ["a" "b"]`},
-		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"content-length": {"3"}}}}, "header Content-Length: a health probe sends no body"},
+		{Check{}, "timeout", "timeout must be positive, got 0s"},
+		{Check{Timeout: time.Second, Port: 70000}, "port", "port must be 1..65535 (or 0 for the target's port), got 70000"},
+		{Check{Timeout: time.Second, ProxyHeaderVersion: 3}, "proxy_protocol", "proxy header version must be 0, 1 or 2, got 3"},
+		{Check{Timeout: time.Second, Send: []byte("x"), HTTP: &HTTP{URI: "/"}}, "uri", "an HTTP probe (uri) cannot also have send or expect bytes"},
+		{Check{Timeout: time.Second, Expect: make([]byte, ReadLimit+1)}, "expect", "expect is 16385 bytes, more than the 16384 a probe reads"},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "health"}}, "uri", `uri "health" must start with "/" and have no spaces or control characters`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/a b"}}, "uri", `uri "/a b" must start with "/" and have no spaces or control characters`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Method: "GE T"}}, "method", `method "GE T" is not an HTTP method token`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Status: 999}}, "expect_status", "expect status 999 is not a code 100..599"},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", StatusClass: 6}}, "expect_status", "expect status class 6 is not one of 1..5 (1xx..5xx)"},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Status: 200, StatusClass: 2}}, "expect_status", "expect status is either a code (200) or a class (2xx), not both"},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"X:Y": {"1"}}}}, "headers", `header name "X:Y" is not an HTTP token`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"X-A": {"1\r\nEvil: 1"}}}}, "headers", `header X-A value "1\r\nEvil: 1" has a line break or NUL`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"Host": {"a", "b"}}}}, "headers", `header Host must have one value, got ["a" "b"]`},
+		{Check{Timeout: time.Second, HTTP: &HTTP{URI: "/", Header: http.Header{"content-length": {"3"}}}}, "headers", "header Content-Length: a health probe sends no body"},
 	}
 	for _, c := range cases {
 		_, err := New(c.c)
 		if err == nil || err.Error() != c.want {
 			t.Errorf("New(%+v):\n got %v\nwant %s", c.c, err, c.want)
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field {
+			t.Errorf("New(%+v): error %v names field %+v, want %q", c.c, err, ce, c.field)
 		}
 	}
 }

@@ -122,9 +122,9 @@ func TestTimeoutsEndConnectionsWithTheirReason(t *testing.T) {
 		}
 	})
 	t.Run("traffic keeps idle alive", func(t *testing.T) {
-		client, target, _, _, _, done := proxied(t, Timeouts{Idle: 150 * time.Millisecond})
+		client, target, _, _, _, done := proxied(t, Timeouts{Idle: time.Second})
 		go func() { _, _ = io.Copy(io.Discard, target) }()
-		for range 30 { // 600 ms, 4x the timeout
+		for range 150 { // 3 s, 3x the timeout, a byte every 20 ms
 			if _, err := client.Write([]byte("x")); err != nil {
 				t.Fatal(err)
 			}
