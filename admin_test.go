@@ -26,6 +26,8 @@ type appDoc struct {
 	Name              string            `json:"name"`
 	Ports             []any             `json:"ports"`
 	LBPolicy          string            `json:"lb_policy"`
+	Listener          string            `json:"listener"`
+	SteeredPorts      int               `json:"steered_ports"`
 	Targets           []targetDoc       `json:"targets"`
 	ActiveConnections int64             `json:"active_connections"`
 	Rejections        map[string]uint64 `json:"rejections"`
@@ -155,6 +157,12 @@ func TestStatusListsEveryAppAndTarget(t *testing.T) {
 	if doc.Apps[0].LBPolicy != "round_robin" || doc.Apps[1].LBPolicy != "least_conn" {
 		t.Errorf("policies %q, %q; want round_robin (the default), least_conn",
 			doc.Apps[0].LBPolicy, doc.Apps[1].LBPolicy)
+	}
+	for _, a := range doc.Apps {
+		if a.Listener != "sockets" || a.SteeredPorts != 0 {
+			t.Errorf("app %s: listener %q with %d steered ports, want sockets (the default) with 0",
+				a.Name, a.Listener, a.SteeredPorts)
+		}
 	}
 	// The first health round runs at start: every target has been probed.
 	waitFor(t, 10*time.Second, "a first health check of every target", func() bool {

@@ -34,6 +34,14 @@ type App struct {
 	l4      *layer4.App
 	running []*runningApp
 	sockets []*sharedSocket // held from Start to Stop
+
+	// appListeners are the sockets behind each "tcpproxy-app" address
+	// (listener_app.go), by appListenerKey; set in Start.
+	appListeners map[string][]*sharedSocket
+	// claims are the ports this config steers to sk_lookup sockets:
+	// planned in Start, routed last thing in Start, given up in Stop.
+	claims []plannedClaim
+
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // the health checks and the history sampler
 	sampled atomic.Int64   // the newest history slot sampled (history.go)
@@ -121,6 +129,8 @@ type runningApp struct {
 	prober   *probe.Prober
 	state    *appState // also the set's round-robin cursor
 	set      *targetSet
+	listener string          // the listener mode in effect, set in Start
+	steered  []*sharedSocket // its sk_lookup sockets, one per bind host
 }
 
 // server builds the layer4 server of an app.
@@ -132,8 +142,12 @@ func (c *AppConfig) server() (*layer4.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %v", c.Name, err)
 	}
+	listen := c.listenAddrs()
+	if c.steered() {
+		listen = c.appListenAddrs()
+	}
 	return &layer4.Server{
-		Listen: c.listenAddrs(),
+		Listen: listen,
 		Routes: layer4.RouteList{{HandlersRaw: []json.RawMessage{handler}}},
 	}, nil
 }
@@ -158,31 +172,23 @@ func (c *AppConfig) listenAddrs() []string {
 // with nothing left open), starts the DNS lookups of `srv:`/`dns:`
 // targets (waiting up to firstLookupWait for the first answers of targets
 // no previous config knew: connections queue on the bound sockets
-// meanwhile), then starts serving and health checking.
+// meanwhile), then starts serving and health checking. The routes of
+// sk_lookup apps are written last: a config that fails to start leaves the
+// running one's routes as they were (and an sk_lookup app's new ports
+// answer only from then on).
 func (a *App) Start() error {
-	for i, app := range a.Apps {
-		keepalive := a.running[i].settings.Keepalive.keepAliveConfig()
-		for _, addr := range app.socketAddrs() {
-			s, err := sockets.acquire(addr)
-			if err == nil {
-				a.sockets = append(a.sockets, s)
-				err = s.setKeepalive(keepalive)
-			}
-			if err != nil {
-				a.releaseSockets()
-				return fmt.Errorf("app %q: ports: listening on %s: %v", app.Name, addr, err)
-			}
-		}
+	if err := a.listen(); err != nil {
+		a.releaseSockets()
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.watchDNS(ctx)
 	if err := a.l4.Start(); err != nil {
-		_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
-		a.releaseSockets()
-		cancel()
-		a.wg.Wait()
-		return err
+		return a.abortStart(cancel, err)
+	}
+	if err := a.steer(); err != nil {
+		return a.abortStart(cancel, err)
 	}
 	for _, r := range a.running {
 		if hc := r.settings.HealthChecks; hc.Disabled {
@@ -200,17 +206,14 @@ func (a *App) Start() error {
 	return nil
 }
 
-// socketAddrs are the host:port pairs the app listens on.
-func (c *AppConfig) socketAddrs() []string {
-	var out []string
-	for _, b := range c.bindHosts() {
-		for _, p := range c.Ports {
-			for port := p.Low; port <= p.High; port++ {
-				out = append(out, net.JoinHostPort(b, strconv.Itoa(port)))
-			}
-		}
-	}
-	return out
+// abortStart undoes a Start that failed after binding the sockets and
+// starting the DNS watchers, and returns err.
+func (a *App) abortStart(cancel context.CancelFunc, err error) error {
+	_ = a.l4.Stop() // layer4 leaves the listeners it opened before the error
+	a.releaseSockets()
+	cancel()
+	a.wg.Wait()
+	return err
 }
 
 // watchDNS starts the DNS watchers of the apps that have `srv:`/`dns:`
@@ -233,6 +236,7 @@ func (a *App) watchDNS(ctx context.Context) {
 }
 
 func (a *App) releaseSockets() {
+	a.claims = nil // routed claims were given up already (unsteer)
 	for _, s := range a.sockets {
 		sockets.release(s)
 	}
@@ -244,6 +248,8 @@ func (a *App) releaseSockets() {
 // stay open, and connections being proxied run on. On exit it waits up to
 // grace_period for the connections to end, then closes them.
 func (a *App) Stop() error {
+	a.unsteer() // first: new connections go to the new config's sockets, or are refused
+	a.drainBypassed()
 	_ = a.l4.Stop()
 	a.releaseSockets()
 	if a.cancel != nil {

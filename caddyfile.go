@@ -27,6 +27,7 @@ func init() {
 //			targets         <host:port>...
 //			target          <host:port> [weight <n>] [backup]
 //			bind            <ip>...
+//			listener        sockets|sk_lookup|auto
 //			lb_policy       round_robin|least_conn|ip_hash
 //			health_interval <duration>
 //			health_timeout  <duration>
@@ -191,6 +192,9 @@ var appDirectives = map[string]appDirective{
 	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		c.Bind = append(c.Bind, d.RemainingArgs()...)
 		return nil
+	}},
+	"listener": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
+		return parseString(d, &c.Listener)
 	}},
 	"lb_policy": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseString(d, &c.LBPolicy)

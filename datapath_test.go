@@ -200,7 +200,7 @@ func TestIdleConnectionHoldsOnlyItsSockets(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
+func openFDs(t testing.TB) int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {

@@ -30,6 +30,11 @@ import (
 // connection is never handed to a config that is shutting down. The
 // sockets are bound without SO_REUSEPORT, so a port held by another
 // process is an error, not silently shared.
+//
+// Apps in the sk_lookup listener mode have one socket per bind host in
+// the same pool, which a BPF program steers all their ports to
+// (listener_steered.go); their layer4 servers listen on the network
+// "tcpproxy-app" (listener_app.go).
 const listenNetwork = "tcpproxy"
 
 func init() {
@@ -48,19 +53,26 @@ var listenConfig = func() net.ListenConfig {
 	return lc
 }()
 
-var sockets = &socketPool{byAddr: make(map[string]*sharedSocket)}
+var sockets = &socketPool{byAddr: make(map[string]*sharedSocket), steered: make(map[steerKey]*sharedSocket)}
 
+// socketPool holds the listening sockets of every config: per-port
+// sockets by address, and the sk_lookup mode's one socket per app and
+// bind host (listener_steered.go).
 type socketPool struct {
-	mu     sync.Mutex
-	byAddr map[string]*sharedSocket
+	mu      sync.Mutex
+	byAddr  map[string]*sharedSocket
+	steered map[steerKey]*sharedSocket
+	seq     uint64 // orders the configs' port claims on steered sockets
 }
 
 // sharedSocket is one listening socket and the config-level listeners
 // (views) it feeds, newest last.
 type sharedSocket struct {
-	addr string
-	ln   net.Listener
-	refs int // guarded by socketPool.mu
+	addr  string
+	ln    net.Listener
+	refs  int       // guarded by socketPool.mu
+	steer *steering // the sk_lookup state of a steered socket; nil for a per-port one
+	inode uint64    // guarded by socketPool.mu; 0 until the foreign-listener guard needs it
 
 	mu      sync.Mutex
 	views   []*view
@@ -107,6 +119,13 @@ func (p *socketPool) overlappingLocked(addr string) string {
 			return other
 		}
 	}
+	for _, s := range p.steered {
+		// A steered socket listens on an ephemeral port of its own.
+		h, pt, err := net.SplitHostPort(s.ln.Addr().String())
+		if err == nil && pt == port && (h == host || isWildcard(h) || isWildcard(host)) {
+			return fmt.Sprintf("%s (the sk_lookup listener of app %q)", s.ln.Addr(), s.steer.key.app)
+		}
+	}
 	return ""
 }
 
@@ -137,9 +156,23 @@ func (p *socketPool) release(s *sharedSocket) {
 	if s.refs > 0 {
 		return
 	}
-	delete(p.byAddr, s.addr)
+	if s.steer != nil {
+		p.closeSteeredLocked(s)
+	} else {
+		delete(p.byAddr, s.addr)
+	}
 	close(s.closed)
 	_ = s.ln.Close()
+}
+
+// addRefs takes one more reference on each socket, which the caller
+// holds already.
+func (p *socketPool) addRefs(socks []*sharedSocket) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range socks {
+		s.refs++
+	}
 }
 
 // listenShared is the caddy.ListenerFunc of the "tcpproxy" network.
@@ -154,7 +187,7 @@ func listenShared(_ context.Context, _, host, portRange string, portOffset uint,
 	if err != nil {
 		return nil, err
 	}
-	return s.newView(), nil
+	return newView(s), nil
 }
 
 // acceptLoop accepts until the socket closes and hands each connection to
@@ -178,6 +211,10 @@ func (s *sharedSocket) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if s.steer != nil && s.steer.stray(conn) {
+			resetConn(conn)
+			continue
+		}
 		s.deliver(conn)
 	}
 }
@@ -207,8 +244,66 @@ func (l *acceptFailureLog) log(addr string, err error, retry time.Duration) {
 		zap.Int64("failed_accepts", l.count.Swap(0)))
 }
 
+// rehome hands a connection accepted by a socket that closed before any
+// config took it to the socket that serves its address now: a reload
+// that switches an app between the sockets and sk_lookup modes closes
+// the old mode's sockets while the new one's serve the same ports. With
+// no such socket (the port was dropped) the connection is closed.
+func (p *socketPool) rehome(conn net.Conn) {
+	if home := p.serving(conn.LocalAddr()); home != nil {
+		home.deliver(conn)
+		return
+	}
+	_ = conn.Close()
+}
+
+// serving returns the open socket that takes new connections to addr, as
+// the kernel chooses: a route to a steered socket (an exact address
+// before a wildcard), else a per-port socket on the address or on all
+// interfaces; nil if there is none.
+func (p *socketPool) serving(addr net.Addr) *sharedSocket {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return nil
+	}
+	ip, port := ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var wildcard *sharedSocket
+	for _, o := range p.steered {
+		if !o.steer.routed.has(port) {
+			continue
+		}
+		switch r := o.steer.route; {
+		case r == ip:
+			return o
+		case !r.IsValid() || r.IsUnspecified() && r.Is4() == ip.Is4():
+			wildcard = o
+		}
+	}
+	if wildcard != nil {
+		return wildcard
+	}
+	p4 := strconv.Itoa(int(port))
+	for _, key := range []string{net.JoinHostPort(ip.String(), p4), ":" + p4, "0.0.0.0:" + p4, "[::]:" + p4} {
+		if o, ok := p.byAddr[key]; ok {
+			return o
+		}
+	}
+	return nil
+}
+
+// resetConn closes conn with an RST, as a port nobody listens on would.
+func resetConn(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
 // deliver hands conn to the newest view. A view closing meanwhile makes it
-// try the next newest; the socket closing drops the connection.
+// try the next newest; the socket closing hands it to the socket that
+// serves its address now, if any (see rehome).
 func (s *sharedSocket) deliver(conn net.Conn) {
 	for {
 		s.mu.Lock()
@@ -223,7 +318,7 @@ func (s *sharedSocket) deliver(conn net.Conn) {
 			case <-changed:
 				continue
 			case <-s.closed:
-				_ = conn.Close()
+				sockets.rehome(conn)
 				return
 			}
 		}
@@ -233,18 +328,24 @@ func (s *sharedSocket) deliver(conn net.Conn) {
 		case <-v.done:
 		case <-changed: // a newer view appeared: prefer it
 		case <-s.closed:
-			_ = conn.Close()
+			sockets.rehome(conn)
 			return
 		}
 	}
 }
 
-func (s *sharedSocket) newView() *view {
-	v := &view{socket: s, conns: make(chan net.Conn), done: make(chan struct{})}
-	s.mu.Lock()
-	s.views = append(s.views, v)
-	s.notifyLocked()
-	s.mu.Unlock()
+// newView returns a listener fed by the sockets, on whose references it
+// takes over one each: Close releases them. A view of several sockets
+// (an app's ports, in the auto mode's fallback) takes connections from
+// all of them.
+func newView(socks ...*sharedSocket) *view {
+	v := &view{sockets: socks, conns: make(chan net.Conn), done: make(chan struct{})}
+	for _, s := range socks {
+		s.mu.Lock()
+		s.views = append(s.views, v)
+		s.notifyLocked()
+		s.mu.Unlock()
+	}
 	return v
 }
 
@@ -267,13 +368,13 @@ func (s *sharedSocket) notifyLocked() {
 
 // view is the net.Listener one config's layer4 server accepts from.
 type view struct {
-	socket *sharedSocket
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	sockets []*sharedSocket
+	conns   chan net.Conn
+	done    chan struct{}
+	once    sync.Once
 }
 
-// Accept returns the next connection the socket hands to this view.
+// Accept returns the next connection the sockets hand to this view.
 func (v *view) Accept() (net.Conn, error) {
 	select {
 	case c := <-v.conns:
@@ -283,16 +384,18 @@ func (v *view) Accept() (net.Conn, error) {
 	}
 }
 
-// Close detaches the view; the socket stays open while another config
+// Close detaches the view; a socket stays open while another config
 // holds it, so connections queued on it go to that config.
 func (v *view) Close() error {
 	v.once.Do(func() {
 		close(v.done)
-		v.socket.removeView(v)
-		sockets.release(v.socket)
+		for _, s := range v.sockets {
+			s.removeView(v)
+			sockets.release(s)
+		}
 	})
 	return nil
 }
 
-// Addr is the socket's address.
-func (v *view) Addr() net.Addr { return v.socket.ln.Addr() }
+// Addr is the (first) socket's address.
+func (v *view) Addr() net.Addr { return v.sockets[0].ln.Addr() }

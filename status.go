@@ -26,10 +26,16 @@ type statusResponse struct {
 
 // appStatus is one app in the status.
 type appStatus struct {
-	Name     string         `json:"name"`
-	Ports    []PortRange    `json:"ports"`
-	LBPolicy string         `json:"lb_policy"`
-	Targets  []targetStatus `json:"targets"`
+	Name     string      `json:"name"`
+	Ports    []PortRange `json:"ports"`
+	LBPolicy string      `json:"lb_policy"`
+	// Listener is the listener mode in effect: "sockets" or "sk_lookup"
+	// (auto shows the mode it chose); SteeredPorts counts the (bind
+	// address, port) pairs steered to the app's sk_lookup sockets now, 0
+	// in sockets mode.
+	Listener     string         `json:"listener"`
+	SteeredPorts int            `json:"steered_ports"`
+	Targets      []targetStatus `json:"targets"`
 
 	// ActiveConnections are the app's connections being proxied or
 	// dialing now; Rejections its clients closed without being proxied,
@@ -111,6 +117,8 @@ func (a *App) status(o statusOptions) []appStatus {
 			Name:              r.name,
 			Ports:             r.ports,
 			LBPolicy:          r.settings.LBPolicy,
+			Listener:          r.listener,
+			SteeredPorts:      sockets.steeredPorts(r.steered),
 			Targets:           make([]targetStatus, len(ts)),
 			ActiveConnections: st.active.Load(),
 			Rejections:        make(map[string]uint64, history.NumReasons),

@@ -272,6 +272,9 @@ func TestStatusPageInChromiumShowsDownTarget(t *testing.T) {
 	checkUnknownFields(t, narrow)
 
 	page := parsePage(t, wide.dom)
+	if sec := page.sections["five-thousand"]; !strings.Contains(sec, "listener sockets") {
+		t.Errorf("the page does not show the app's listener mode (\"listener sockets\"): %q", sec)
+	}
 	if page.refreshes == "" || page.refreshes == "0" {
 		t.Errorf("the page's script never refreshed from the JSON (data-refreshes %q)", page.refreshes)
 	}
@@ -399,7 +402,7 @@ func futureStatusServer(t *testing.T, url string) string {
 			return
 		}
 		app := status["apps"].([]any)[0].(map[string]any)
-		app["listener"], app["steered_ports"] = "sk_lookup", []string{"5001-5009"}
+		app["shard_group"], app["upstream_zones"] = "blue", []string{"eu-1"}
 		target := app["targets"].([]any)[0].(map[string]any)
 		target["source"], target["zone"] = "srv:_pg._tcp.db.internal", map[string]string{"name": "a"}
 		out, _ := json.Marshal(status)
@@ -422,7 +425,7 @@ func checkUnknownFields(t *testing.T, run *chromiumRun) {
 	if page.refreshes == "" || page.refreshes == "0" {
 		t.Errorf("the page's script failed on unknown fields (data-refreshes %q):\n%s", page.refreshes, run.dom)
 	}
-	for _, want := range []string{"listener sk_lookup", "steered ports 5001-5009"} {
+	for _, want := range []string{"shard group blue", "upstream zones eu-1"} {
 		if !strings.Contains(page.sections["five-thousand"], want) {
 			t.Errorf("app section %q does not show %q", page.sections["five-thousand"], want)
 		}

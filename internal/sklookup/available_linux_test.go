@@ -11,10 +11,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/netnstest"
 )
 
-// childCaps is envChild's prefix for a child that gives up capabilities
-// before calling Available; the case name follows.
+// childCaps is the prefix of what a child that gives up capabilities
+// before calling Available runs for (netnstest.Child); the case name
+// follows.
 const childCaps = "caps:"
 
 // Available, without the capabilities sk_lookup needs, says which are
@@ -38,7 +41,8 @@ func TestAvailableNamesMissingCapabilities(t *testing.T) {
 			return setEffectiveCaps(unix.CAP_BPF)
 		}, "this process lacks CAP_NET_ADMIN"},
 	}
-	if c, ok := strings.CutPrefix(os.Getenv(envChild), childCaps); ok {
+	what, _ := netnstest.Child()
+	if c, ok := strings.CutPrefix(what, childCaps); ok {
 		if err := cases[c].drop(); err != nil {
 			t.Fatalf("dropping capabilities: %v", err)
 		}
@@ -62,8 +66,8 @@ func TestAvailableNamesMissingCapabilities(t *testing.T) {
 	}
 	for c := range cases {
 		t.Run(c, func(t *testing.T) {
-			out, err := reexec(t, childCaps+c, false, "-test.run=^TestAvailableNamesMissingCapabilities$", "-test.v")
-			report(t, "in a child without capabilities", out, err)
+			out, err := netnstest.Reexec(t, childCaps+c, false, "-test.run=^TestAvailableNamesMissingCapabilities$", "-test.v")
+			netnstest.Report(t, "in a child without capabilities", out, err)
 		})
 	}
 }

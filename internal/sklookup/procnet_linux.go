@@ -13,6 +13,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpListen is the LISTEN state in /proc/net/tcp ("0A").
@@ -25,8 +27,9 @@ const tcpListen = "0A"
 // when the list is not empty. addr is as in Route: the zero netip.Addr or
 // an unspecified address is the wildcard, which overlaps every listener on
 // the port; an exact address overlaps listeners on itself and on the
-// wildcard. It reads /proc/net/tcp and /proc/net/tcp6 (sockets of every
-// process, not only this one's).
+// wildcard. It asks the kernel for the listening sockets over sock_diag
+// (see diag_linux.go), or reads /proc/net/tcp and /proc/net/tcp6 where
+// that is unavailable: sockets of every process, not only this one's.
 func ForeignListeners(addr netip.Addr, ports []uint16, ours []uint64) ([]Listener, error) {
 	var wanted [1 << 16 / 64]uint64
 	for _, p := range ports {
@@ -38,8 +41,12 @@ func ForeignListeners(addr netip.Addr, ports []uint16, ours []uint64) ([]Listene
 	}
 	addr = addr.Unmap()
 	var found []Listener
-	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		ls, err := readListeners(name)
+	for _, fam := range families {
+		ls, err := diagListeners(fam.family)
+		if err != nil {
+			// No sock_diag (inet_diag not built or loaded): read /proc.
+			ls, err = readListeners(fam.proc)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -53,6 +60,13 @@ func ForeignListeners(addr netip.Addr, ports []uint16, ours []uint64) ([]Listene
 	}
 	return found, nil
 }
+
+// families are the address families of TCP sockets, with the /proc file
+// that lists each.
+var families = []struct {
+	family uint8
+	proc   string
+}{{unix.AF_INET, "/proc/net/tcp"}, {unix.AF_INET6, "/proc/net/tcp6"}}
 
 // overlaps reports whether connections to route address a could reach a
 // socket listening on b, were there no route. Being unsure (a [::]

@@ -3,11 +3,15 @@
 package sklookup
 
 import (
+	"cmp"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Lines as a little-endian machine prints them in /proc/net/tcp{,6}.
@@ -61,4 +65,85 @@ func TestOverlaps(t *testing.T) {
 			t.Errorf("overlaps(%v, %v) = %v, want %v", c.route, c.listener, got, c.want)
 		}
 	}
+}
+
+// sock_diag and /proc/net/tcp* list the same listeners (and no
+// connection).
+func TestDiagListenersMatchProcNet(t *testing.T) {
+	if !inNetns(t) {
+		return
+	}
+	listen(t, "tcp4", "127.0.0.1:0")
+	listen(t, "tcp4", "0.0.0.0:0")
+	listen(t, "tcp", "[::]:0")
+	listen(t, "tcp6", "[::1]:0")
+	connections(t, serving(t, 'A'), 10) // serving closes them at once: some TIME_WAIT too
+	for _, fam := range families {
+		diag, err := diagListeners(fam.family)
+		if err != nil {
+			t.Fatalf("diagListeners(%d): %v", fam.family, err)
+		}
+		proc, err := readListeners(fam.proc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sortListeners(diag)
+		sortListeners(proc)
+		if !slices.Equal(diag, proc) || len(diag) < 2 {
+			t.Errorf("%s: sock_diag lists %v, /proc %v; want the same two or more", fam.proc, diag, proc)
+		}
+	}
+}
+
+func sortListeners(ls []Listener) {
+	slices.SortFunc(ls, func(a, b Listener) int { return cmp.Compare(a.Inode, b.Inode) })
+}
+
+// connections opens n connections to ln, closed at the end of the test.
+func connections(tb testing.TB, ln *net.TCPListener, n int) []net.Conn {
+	tb.Helper()
+	out := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.Close() })
+		out = append(out, c)
+	}
+	return out
+}
+
+// BenchmarkListeners lists the namespace's listeners while 5,000
+// connections are open (10,000 sockets, as on a busy proxy): over
+// sock_diag, and by reading /proc/net/tcp*.
+func BenchmarkListeners(b *testing.B) {
+	if !benchInNetns(b) {
+		return
+	}
+	ln := listen(b, "tcp4", "127.0.0.1:0")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.Cleanup(func() { c.Close() })
+		}
+	}()
+	connections(b, ln, 5000)
+	b.Run("sock_diag", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := diagListeners(unix.AF_INET); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("proc", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := readListeners("/proc/net/tcp"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -7,15 +7,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -295,16 +292,11 @@ func TestReleaseDetaches(t *testing.T) {
 // namespace, whoever attached them.
 func attachedPrograms(t *testing.T) int {
 	t.Helper()
-	ns, err := os.Open("/proc/self/ns/net")
+	n, err := AttachedPrograms()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
-	res, err := link.QueryPrograms(link.QueryOptions{Target: int(ns.Fd()), Attach: ebpf.AttachSkLookup})
-	if err != nil {
-		t.Fatalf("querying the namespace's sk_lookup programs: %v", err)
-	}
-	return len(res.Programs)
+	return n
 }
 
 func TestBindRefusesMPTCP(t *testing.T) {

@@ -43,3 +43,6 @@ func ForeignListeners(addr netip.Addr, ports []uint16, ours []uint64) ([]Listene
 
 // SocketInode fails: socket inodes are a Linux notion here.
 func SocketInode(c syscall.Conn) (uint64, error) { return 0, errUnsupported }
+
+// AttachedPrograms fails: sk_lookup is unsupported on this system.
+func AttachedPrograms() (int, error) { return 0, errUnsupported }
