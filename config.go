@@ -103,7 +103,20 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	if d < 0 {
 		return []byte(`"off"`), nil
 	}
-	return json.Marshal(time.Duration(d).String())
+	return json.Marshal(d.String())
+}
+
+// String writes the duration as Go does, without the zero units Go
+// appends: "30m", "1h", "1h30m" rather than "30m0s", "1h0m0s", "1h30m0s".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // UnmarshalJSON reads a duration as Caddy does, and "off" as -1 (a timer

@@ -429,3 +429,16 @@ func TestReadmeShowsTheExamplesAsTheyAre(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationsAreWrittenAsTheyAreRead(t *testing.T) {
+	for in, want := range map[string]string{`"30m"`: `"30m"`, `"1h"`: `"1h"`, `"90m"`: `"1h30m"`, `"2s"`: `"2s"`,
+		`"1m30s"`: `"1m30s"`, `"500ms"`: `"500ms"`, `"off"`: `"off"`, `"-1s"`: `"off"`, `"1d"`: `"24h"`, `"10h0m"`: `"10h"`} {
+		var d Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got, _ := json.Marshal(d); string(got) != want {
+			t.Errorf("%s is written back as %s, want %s", in, got, want)
+		}
+	}
+}
