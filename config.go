@@ -229,7 +229,11 @@ func (c *AppConfig) bindHosts() []string {
 	if len(c.Bind) == 0 {
 		return []string{""}
 	}
-	return c.Bind
+	out := make([]string, len(c.Bind))
+	for i, b := range c.Bind {
+		out[i] = strings.Trim(b, "[]") // "[::1]" is ::1
+	}
+	return out
 }
 
 // errorf prefixes an error with the app and field it concerns.

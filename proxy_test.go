@@ -241,11 +241,15 @@ func TestIPv6TargetAndBind(t *testing.T) {
 	}
 	probe.Close()
 	b := newBackendOn(t, "six", "tcp", "[::1]:0")
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "v6", "ports": []int{port}, "bind": []string{"::1"}, "targets": []string{b.addr}}))
-	addr := net.JoinHostPort("::1", itoa(int64(port)))
-	if name := echo(t, addr, "over six"); name != "six" {
-		t.Fatalf("answered by %q", name)
+	ports := freePorts(t, 2)
+	// A bind written in brackets is the same address.
+	loadConfig(t, proxyConfig(app{"name": "v6", "ports": ports[:1], "bind": []string{"::1"}, "targets": []string{b.addr}},
+		app{"name": "v6-brackets", "ports": ports[1:], "bind": []string{"[::1]"}, "targets": []string{b.addr}}))
+	for _, port := range ports {
+		addr := net.JoinHostPort("::1", itoa(int64(port)))
+		if name := echo(t, addr, "over six"); name != "six" {
+			t.Fatalf("answered by %q", name)
+		}
 	}
 }
 
