@@ -50,16 +50,18 @@ func NewListener(ln *net.TCPListener) (*Listener, error) {
 func (l *Listener) Accept() (net.Conn, error) {
 	var (
 		nfd  int
-		sa   unix.Sockaddr
+		sa   syscall.Sockaddr
 		aerr error
 	)
 	err := l.rc.Read(func(fd uintptr) bool {
 		for {
-			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			// syscall's, not x/sys/unix's: that one asks each IPv4 socket
+			// for its protocol (L2TP?), a getsockopt per connection.
+			nfd, sa, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 			switch aerr {
-			case unix.EINTR, unix.ECONNABORTED:
+			case syscall.EINTR, syscall.ECONNABORTED:
 				continue // as Go's accept does: the next one may be fine
-			case unix.EAGAIN:
+			case syscall.EAGAIN:
 				return false // park until one is queued
 			}
 			return true

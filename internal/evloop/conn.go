@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,17 +37,18 @@ type Conn struct {
 	remote   netip.AddrPort // from the accept
 	accepted int64          // loop clock (mono) at the accept
 
-	mu     sync.Mutex
-	state  connState
-	laddr  net.Addr
-	raddr  net.Addr
-	rd, wd time.Time    // deadlines recorded before conversion
-	tc     *net.TCPConn // once converted
+	mu    sync.Mutex
+	state connState
+	local netip.AddrPort // once asked
+	dl    *deadlines     // recorded before conversion, if any is set
+	tc    *net.TCPConn   // once converted
 
 	p pair // the loop's state, once proxied
 }
 
 type connState uint8
+
+type deadlines struct{ read, write time.Time }
 
 const (
 	stateOpen      connState = iota // ours to proxy, convert or close
@@ -58,15 +60,9 @@ const (
 // RemoteAddrPort returns the client's address without allocating.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.remote }
 
-// RemoteAddr returns the client's address.
-func (c *Conn) RemoteAddr() net.Addr {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.raddr == nil {
-		c.raddr = net.TCPAddrFromAddrPort(c.remote)
-	}
-	return c.raddr
-}
+// RemoteAddr returns the client's address (a new *net.TCPAddr: a proxied
+// connection keeps no more than the address itself).
+func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
 
 // LocalAddr returns the address the client connected to, asked of the
 // socket on the first call. Once a loop owns the socket it can no longer
@@ -74,20 +70,15 @@ func (c *Conn) RemoteAddr() net.Addr {
 func (c *Conn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.laddr != nil {
-		return c.laddr
-	}
-	switch c.state {
-	case stateOpen:
-		if sa, err := unix.Getsockname(c.fd); err == nil {
-			c.laddr = net.TCPAddrFromAddrPort(addrPort(sa))
-			return c.laddr
+	if !c.local.IsValid() && c.state == stateOpen {
+		if sa, err := syscall.Getsockname(c.fd); err == nil { // see Listener.Accept
+			c.local = addrPort(sa)
 		}
-	case stateConverted:
-		c.laddr = c.tc.LocalAddr()
-		return c.laddr
 	}
-	return &net.TCPAddr{}
+	if !c.local.IsValid() {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(c.local)
 }
 
 // Read converts the connection (see Conn) and reads from it.
@@ -154,11 +145,17 @@ func (c *Conn) setDeadline(t time.Time, read, write bool) error {
 		}
 		return c.tc.SetWriteDeadline(t)
 	case stateOpen:
+		if c.dl == nil {
+			c.dl = new(deadlines)
+		}
 		if read {
-			c.rd = t
+			c.dl.read = t
 		}
 		if write {
-			c.wd = t
+			c.dl.write = t
+		}
+		if c.dl.read.IsZero() && c.dl.write.IsZero() {
+			c.dl = nil // what caddy-l4 does after matching: nothing to keep
 		}
 		return nil
 	case stateProxied:
@@ -193,11 +190,10 @@ func (c *Conn) TCPConn() (*net.TCPConn, error) {
 		return nil, err
 	}
 	c.tc = nc.(*net.TCPConn)
-	if !c.rd.IsZero() {
-		_ = c.tc.SetReadDeadline(c.rd)
-	}
-	if !c.wd.IsZero() {
-		_ = c.tc.SetWriteDeadline(c.wd)
+	if c.dl != nil {
+		_ = c.tc.SetReadDeadline(c.dl.read)
+		_ = c.tc.SetWriteDeadline(c.dl.write)
+		c.dl = nil
 	}
 	return c.tc, nil
 }
@@ -208,7 +204,7 @@ func (c *Conn) take() error {
 	defer c.mu.Unlock()
 	switch c.state {
 	case stateOpen:
-		c.state = stateProxied
+		c.state, c.dl = stateProxied, nil
 		return nil
 	case stateConverted:
 		return ErrConverted
@@ -224,11 +220,11 @@ func (c *Conn) giveBack() {
 }
 
 // addrPort converts an IPv4 or IPv6 socket address.
-func addrPort(sa unix.Sockaddr) netip.AddrPort {
+func addrPort(sa syscall.Sockaddr) netip.AddrPort {
 	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		a := netip.AddrFrom16(sa.Addr)
 		if sa.ZoneId != 0 {
 			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -196,4 +198,59 @@ func TestAcceptAfterCloseSaysClosed(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept did not return after Close")
 	}
+}
+
+// socketWithLocalPort finds this process's descriptor of the socket bound
+// to port on 127.0.0.1.
+func socketWithLocalPort(t *testing.T, port int) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if sa, err := syscall.Getsockname(fd); err == nil {
+			if a := addrPort(sa); a.Port() == uint16(port) && a.Addr().Unmap().String() == "127.0.0.1" {
+				return fd
+			}
+		}
+	}
+	t.Fatalf("no socket on port %d", port)
+	return -1
+}
+
+func TestKeepAliveIsSetOnTheDialledSocketOnceItLasts(t *testing.T) {
+	ls := testLoops(t, 1)
+	ts := newTarget(t)
+	with := ts.target()
+	with.KeepAlive = net.KeepAliveConfig{Enable: true, Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}
+	f := newFixture(t, ls, Timeouts{}, func() *session { return newSession(with) })
+	_, s := f.dial()
+	tc := ts.accept(t)
+	fd := socketWithLocalPort(t, tc.RemoteAddr().(*net.TCPAddr).Port)
+	keepalive := func() int {
+		v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if keepalive() != 0 {
+		t.Fatal("keepalive set at once: a short connection pays for it")
+	}
+	waitFor(t, 5*time.Second, "keepalive on the target's socket", func() bool { return keepalive() == 1 })
+	for _, o := range []struct {
+		name      string
+		opt, want int
+	}{{"TCP_KEEPIDLE", unix.TCP_KEEPIDLE, 7}, {"TCP_KEEPINTVL", unix.TCP_KEEPINTVL, 3}, {"TCP_KEEPCNT", unix.TCP_KEEPCNT, 4}} {
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, o.opt); err != nil || v != o.want {
+			t.Errorf("%s = %d (%v), want %d", o.name, v, err, o.want)
+		}
+	}
+	s.h.Close(Admin)
+	s.wait(t, 5*time.Second)
 }

@@ -18,19 +18,20 @@ type pair struct {
 	l      *loop
 	s      Session
 	to     Timeouts
-	t      Target       // the target dialled last
-	ufd    int          // the target's socket, -1 when none
-	gen    uint32       // dials made; tags the target socket's events
-	phase  phase        //
-	flags  [2]sockFlags // by side
-	dir    [2]half      // up, down
-	dialAt int64        // loop clock when the current dial started
-	halfAt int64        // loop clock when the first direction ended
+	t      Target  // the target dialled last
+	dir    [2]half // up, down
 	tm     timer
-	queued bool // in l.again
+	nextIn *Conn  // Proxy's hand-over stack
+	dialAt int64  // loop clock when the current dial started
+	halfAt int64  // loop clock when the first direction ended
+	ufd    int    // the target's socket, -1 when none
+	gen    uint32 // dials made; tags the target socket's events
 
-	nextIn     *Conn       // Proxy's hand-over stack
-	registered atomic.Bool // Proxy's epoll_ctl of the client socket is done
+	registered atomic.Bool  // Proxy's epoll_ctl of the client socket is done
+	flags      [2]sockFlags // by side
+	phase      phase
+	kaSet      bool // keepalive is set on the target's socket
+	queued     bool // in l.again
 }
 
 type phase uint8
@@ -173,7 +174,7 @@ func (l *loop) connected(c *Conn) {
 	p.phase = relaying
 	p.s.Connected(p.t, time.Duration(l.now-p.dialAt))
 	p.dir[up].last, p.dir[down].last = l.now, l.now
-	p.dir[up].pend, p.dir[up].free = p.t.Preamble, len(p.t.Preamble)
+	p.dir[up].pend, p.dir[up].free = p.t.Preamble, int32(len(p.t.Preamble))
 	l.schedule(c)
 	l.pump(c)
 }
@@ -237,14 +238,29 @@ func (l *loop) expire(c *Conn) {
 		}
 	case r == dialTimedOut:
 		l.redial(c, os.ErrDeadlineExceeded)
+	case r == keepAliveDue:
+		c.p.kaSet = true
+		_ = setKeepAlive(c.p.ufd, c.p.t.KeepAlive) // an error here shows in the I/O
+		l.schedule(c)
 	default:
 		l.finish(c, r)
 	}
 }
 
-// dialTimedOut is deadline's reason for a dial timeout: not an end, the
-// next target is dialled.
-const dialTimedOut Reason = 0
+// Deadlines that are not an end: a dial timeout (the next target is
+// dialled) and the time to set keepalive on the target's socket.
+const (
+	dialTimedOut Reason = 0
+	keepAliveDue Reason = 255
+)
+
+// keepAliveDelay is how long a connection lasts before keepalive is set
+// on the socket it dialled. Four setsockopt calls are a tenth of the CPU
+// time of a short proxied connection, which never needs keepalive; the
+// first probe of a connection idle from its start comes keepAliveDelay
+// later than it would, the next ones on time. (The client's socket has
+// keepalive from the start: it inherits it from the listener.)
+const keepAliveDelay = time.Second
 
 // deadline returns c's earliest deadline and what happens then.
 func (c *Conn) deadline() (int64, Reason) {
@@ -273,6 +289,9 @@ func (c *Conn) deadline() (int64, Reason) {
 				open = down
 			}
 			consider(max(p.dir[open].last, p.halfAt)+int64(p.to.HalfClose), HalfCloseTimeout)
+		}
+		if p.t.KeepAlive.Enable && !p.kaSet {
+			consider(p.dialAt+int64(keepAliveDelay), keepAliveDue)
 		}
 	}
 	return due, r

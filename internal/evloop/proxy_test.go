@@ -256,7 +256,7 @@ func blackHole(t *testing.T) netip.AddrPort {
 	if err := unix.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	sa, _ := unix.Getsockname(fd)
+	sa, _ := syscall.Getsockname(fd)
 	addr := addrPort(sa)
 	// Fill the queue: connections complete until it is full, then hang.
 	for i := 0; ; i++ {

@@ -31,11 +31,11 @@ var parked atomic.Int64
 // half is one direction of a connection.
 type half struct {
 	pend  []byte       // to write before reading more: the preamble, or buf's bytes
-	free  int          // leading bytes of pend that are not the client's (the preamble)
 	buf   *[chunk]byte // from parkPool, while pend is in it
 	n     int64        // bytes delivered
 	last  int64        // loop clock when a byte last moved
-	burst int          // bytes moved since the source was last found empty
+	free  int32        // leading bytes of pend that are not the client's (the preamble)
+	burst int32        // bytes moved since the source was last found empty (≤ budget chunks)
 	eof   bool         // the source ended and the end was passed on
 	bulk  bool         // bursts fill chunks: splice them
 }
@@ -106,8 +106,8 @@ func (l *loop) flush(c *Conn, d int) bool {
 	}
 	if n > 0 {
 		h.pend = h.pend[n:]
-		skip := min(n, h.free)
-		h.free -= skip
+		skip := min(n, int(h.free))
+		h.free -= int32(skip)
 		l.moved(c, d, n-skip)
 	}
 	if len(h.pend) > 0 {
@@ -190,7 +190,7 @@ func (l *loop) delivered(c *Conn, d, n, w int, err error, rest []byte) bool {
 		l.finish(c, failReason(1-d))
 		return false
 	}
-	h.burst += n
+	h.burst += int32(n)
 	l.moved(c, d, w)
 	if len(rest) > 0 {
 		h.park(rest)

@@ -40,7 +40,9 @@ type Target struct {
 	DialTimeout time.Duration
 	// KeepAlive is set on the dialled socket, with net.Dialer's meaning:
 	// Enable false leaves keepalive off; a zero Idle, Interval or Count
-	// means 15s, 15s, 9; a negative one keeps the system's value.
+	// means 15s, 15s, 9; a negative one keeps the system's value. It is
+	// set once the connection has lasted a second, which spares short
+	// connections four system calls (see keepAliveDelay).
 	KeepAlive net.KeepAliveConfig
 	// Preamble is written to the target before any byte of the client
 	// (a PROXY protocol header). It is not modified and must not change

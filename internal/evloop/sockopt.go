@@ -75,7 +75,7 @@ func (l *loop) dialSocket(t *Target) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	if err := dialOptions(fd, t.KeepAlive); err != nil {
+	if err := dialOptions(fd); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt", err)
 	}
@@ -87,19 +87,13 @@ func (l *loop) dialSocket(t *Target) (int, error) {
 }
 
 // dialOptions sets what a dialled socket cannot inherit from a listener:
-// urgent data inline (see SetListenerOptions), no Nagle delay for the
-// small bursts a proxy forwards, and keepalive per the target.
-func dialOptions(fd int, ka net.KeepAliveConfig) error {
+// urgent data inline (see SetListenerOptions) and no Nagle delay for the
+// small bursts a proxy forwards. Keepalive comes later (keepAliveDelay).
+func dialOptions(fd int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); err != nil {
 		return err
 	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		return err
-	}
-	if ka.Enable {
-		return setKeepAlive(fd, ka)
-	}
-	return nil
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
 
 // zoneID returns the interface index of an IPv6 zone: a number, or an
