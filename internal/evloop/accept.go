@@ -4,9 +4,12 @@ package evloop
 
 import (
 	"net"
+	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,6 +28,14 @@ type Listener struct {
 	rc     syscall.RawConn
 	addr   net.Addr
 	closed atomic.Bool
+
+	// One Accept at a time: its callback and results live here, bound
+	// once, so that an accept allocates nothing but the Conn.
+	mu       sync.Mutex
+	acceptFn func(uintptr) bool
+	nfd      int
+	errno    syscall.Errno
+	sa       syscall.RawSockaddrAny
 }
 
 // NewListener takes over ln's listening socket (its queue and its
@@ -40,6 +51,7 @@ func NewListener(ln *net.TCPListener) (*Listener, error) {
 		f.Close()
 		return nil, err
 	}
+	l.acceptFn = l.accept
 	return l, nil
 }
 
@@ -48,27 +60,11 @@ func NewListener(ln *net.TCPListener) (*Listener, error) {
 // a *Conn. Errors such as EMFILE are returned, in a *net.OpError, for the
 // caller's backoff; after Close the error matches net.ErrClosed.
 func (l *Listener) Accept() (net.Conn, error) {
-	var (
-		nfd  int
-		sa   syscall.Sockaddr
-		aerr error
-	)
-	err := l.rc.Read(func(fd uintptr) bool {
-		for {
-			// syscall's, not x/sys/unix's: that one asks each IPv4 socket
-			// for its protocol (L2TP?), a getsockopt per connection.
-			nfd, sa, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-			switch aerr {
-			case syscall.EINTR, syscall.ECONNABORTED:
-				continue // as Go's accept does: the next one may be fine
-			case syscall.EAGAIN:
-				return false // park until one is queued
-			}
-			return true
-		}
-	})
-	if err == nil && aerr != nil {
-		err = os.NewSyscallError("accept4", aerr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.rc.Read(l.acceptFn)
+	if err == nil && l.errno != 0 {
+		err = os.NewSyscallError("accept4", l.errno)
 	}
 	if err != nil {
 		if l.closed.Load() {
@@ -76,7 +72,46 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
-	return &Conn{fd: nfd, remote: addrPort(sa), accepted: mono()}, nil
+	return &Conn{fd: l.nfd, remote: rawAddrPort(&l.sa), accepted: mono()}, nil
+}
+
+// accept is the RawConn.Read callback of Accept. The system call is made
+// directly: x/sys/unix's Accept4 asks each IPv4 socket for its protocol
+// (an L2TP check, a getsockopt per connection) and both packages allocate
+// the peer's address.
+func (l *Listener) accept(fd uintptr) bool {
+	for {
+		size := uint32(unsafe.Sizeof(l.sa))
+		nfd, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.sa)),
+			uintptr(unsafe.Pointer(&size)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue // as Go's accept does: the next one may be fine
+		case syscall.EAGAIN:
+			return false // park until one is queued
+		}
+		l.nfd, l.errno = int(nfd), errno
+		return true
+	}
+}
+
+// rawAddrPort decodes an IPv4 or IPv6 socket address.
+func rawAddrPort(sa *syscall.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case syscall.AF_INET:
+		in := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), port(in.Port))
+	case syscall.AF_INET6:
+		in := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(withZone(netip.AddrFrom16(in.Addr), in.Scope_id), port(in.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// port converts a port in network byte order, as the kernel stores it.
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // Close closes the listening socket; a parked Accept returns.

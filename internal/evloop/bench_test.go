@@ -3,7 +3,6 @@
 package evloop
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -76,7 +75,7 @@ func modeOf(b *testing.B) string {
 func benchConns(b *testing.B) {
 	p := startProxy(b, modeOf(b), serve(b, echoHandler))
 	connLoad(b, p.addr, 200, 16) // warm up
-	census := startCensus(b, p)
+	p.measure(b)
 	cpu0, start := p.cpu(b), time.Now()
 	b.ResetTimer()
 	connLoad(b, p.addr, b.N, 16)
@@ -84,7 +83,7 @@ func benchConns(b *testing.B) {
 	elapsed, cpu := time.Since(start), p.cpu(b)-cpu0
 	b.ReportMetric(cpu.Seconds()/float64(b.N)*1e4, "proxy-CPU-s/10k-conns")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conns/s")
-	census.report(b, b.N, "conn")
+	p.report(b, b.N, "conn")
 }
 
 func connLoad(b *testing.B, addr string, n, workers int) {
@@ -155,7 +154,7 @@ func benchRR(b *testing.B) {
 		return slices.Concat(lat...)
 	}
 	rr(1000)
-	census := startCensus(b, p)
+	p.measure(b)
 	cpu0, start := p.cpu(b), time.Now()
 	b.ResetTimer()
 	lat := rr(b.N)
@@ -166,7 +165,7 @@ func benchRR(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "proxy-CPU-µs/req")
-	census.report(b, b.N, "req")
+	p.report(b, b.N, "req")
 }
 
 // benchBulk: one connection moves b.N MiB one way.
@@ -333,15 +332,19 @@ func bulkHandler(c net.Conn) {
 	}
 }
 
-// census counts the child's system calls with perf, when EVLOOP_CENSUS is
-// set and perf can attach; tracing slows system calls, so CPU figures of
-// a census run are not comparable.
+// census counts the proxy's system calls by name, when EVLOOP_CENSUS is
+// set and perf is installed: perf stat runs the child from its start
+// (attaching later would miss the threads Go starts afterwards), with
+// counting switched on only around the measured work. Tracing slows
+// system calls: the CPU figures of a census run are not comparable.
 type census struct {
-	cmd *exec.Cmd
-	out *strings.Builder
+	out                string   // perf's output file
+	ctl, ack           *os.File // ours: perf's control and acknowledgement
+	childCtl, childAck *os.File // perf's ends
+	on                 bool
 }
 
-func startCensus(b *testing.B, p *proxyProcess) *census {
+func newCensus(b *testing.B) *census {
 	if os.Getenv("EVLOOP_CENSUS") == "" {
 		return nil
 	}
@@ -349,32 +352,88 @@ func startCensus(b *testing.B, p *proxyProcess) *census {
 		b.Log("no perf: no system call census")
 		return nil
 	}
-	cs := &census{out: &strings.Builder{}}
-	cs.cmd = exec.Command("perf", "stat", "-x,", "-e", "syscalls:sys_enter_*", "-p", strconv.Itoa(p.cmd.Process.Pid))
-	cs.cmd.Stderr = cs.out
-	if err := cs.cmd.Start(); err != nil {
-		b.Logf("perf: %v", err)
-		return nil
+	cs := &census{out: b.TempDir() + "/perf.csv"}
+	var err error
+	if cs.childCtl, cs.ctl, err = os.Pipe(); err != nil {
+		b.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // perf attaches asynchronously; no event to wait for
+	if cs.ack, cs.childAck, err = os.Pipe(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		for _, f := range []*os.File{cs.ctl, cs.ack, cs.childCtl, cs.childAck} {
+			f.Close()
+		}
+	})
 	return cs
 }
 
-func (cs *census) report(b *testing.B, n int, unit string) {
+// censusCalls are the system calls counted by name (all of them make
+// perf slow to start and stop); raw_syscalls counts every one.
+var censusCalls = []string{"read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg",
+	"sendmsg", "splice", "accept", "accept4", "connect", "socket", "close", "shutdown", "setsockopt",
+	"getsockopt", "getsockname", "getpeername", "epoll_wait", "epoll_pwait", "epoll_ctl", "fcntl",
+	"ioctl", "futex", "nanosleep", "clock_nanosleep", "sched_yield", "clock_gettime", "gettimeofday",
+	"mmap", "munmap", "madvise", "mprotect", "rt_sigreturn", "tgkill", "getpid", "brk"}
+
+// wrap is the perf command line to put in front of the child's: the
+// control descriptors are 3 and 4 (childFiles).
+func (cs *census) wrap() []string {
+	events := "raw_syscalls:sys_enter"
+	for _, c := range censusCalls {
+		events += ",syscalls:sys_enter_" + c
+	}
+	return []string{"perf", "stat", "-x,", "-o", cs.out, "-D", "-1", "--control", "fd:3,4", "-e", events, "--"}
+}
+
+func (cs *census) childFiles() []*os.File { return []*os.File{cs.childCtl, cs.childAck} }
+
+// started closes perf's ends here, once perf has them.
+func (cs *census) started() {
+	cs.childCtl.Close()
+	cs.childAck.Close()
+}
+
+// command sends perf a command and waits for its acknowledgement.
+func (cs *census) command(b *testing.B, cmd string) {
+	if _, err := cs.ctl.WriteString(cmd + "\n"); err != nil {
+		b.Fatalf("perf control: %v", err)
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(cs.ack, ack); err != nil {
+		b.Fatalf("perf acknowledgement: %v", err)
+	}
+}
+
+// measure switches counting on, for the work that follows.
+func (p *proxyProcess) measure(b *testing.B) {
+	if p.census != nil && !p.census.on {
+		p.census.on = true
+		p.census.command(b, "enable")
+	}
+}
+
+// report switches counting off, stops the proxy and reports its system
+// calls per unit of work (n units).
+func (p *proxyProcess) report(b *testing.B, n int, unit string) {
+	cs := p.census
 	if cs == nil {
 		return
 	}
-	cs.cmd.Process.Signal(os.Interrupt)
-	cs.cmd.Wait()
+	cs.command(b, "disable")
+	p.stop()
+	data, err := os.ReadFile(cs.out)
+	if err != nil {
+		b.Fatal(err)
+	}
 	type row struct {
 		name  string
 		count float64
 	}
 	var rows []row
 	var total float64
-	sc := bufio.NewScanner(strings.NewReader(cs.out.String()))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ",")
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ",")
 		if len(f) < 3 {
 			continue
 		}
@@ -382,9 +441,11 @@ func (cs *census) report(b *testing.B, n int, unit string) {
 		if err != nil || v == 0 {
 			continue
 		}
-		name := strings.TrimPrefix(f[2], "syscalls:sys_enter_")
-		rows = append(rows, row{name, v / float64(n)})
-		total += v / float64(n)
+		if f[2] == "raw_syscalls:sys_enter" {
+			total = v / float64(n)
+			continue
+		}
+		rows = append(rows, row{strings.TrimPrefix(f[2], "syscalls:sys_enter_"), v / float64(n)})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].count > rows[j].count })
 	var sb strings.Builder

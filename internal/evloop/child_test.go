@@ -189,20 +189,41 @@ func (nopCounter) Add(float64) {}
 
 // proxyProcess is a child running a proxy.
 type proxyProcess struct {
-	cmd   *exec.Cmd
-	stdin io.Closer
-	addr  string
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	addr   string
+	term   bool    // stopped by SIGTERM (HAProxy), not by closing stdin
+	census *census // when EVLOOP_CENSUS is set
+	once   sync.Once
 }
 
+// startProxy starts the proxy of mode ("loop", "relay" or "haproxy") in a
+// child process, proxying to target.
 func startProxy(b *testing.B, mode, target string) *proxyProcess {
 	b.Helper()
+	p := &proxyProcess{}
+	var args []string
 	if mode == "haproxy" {
-		return startHAProxy(b, target)
+		p.addr, p.term = freeAddr(b), true
+		path := b.TempDir() + "/haproxy.cfg"
+		if err := os.WriteFile(path, []byte(haproxyConfig(p.addr, target)), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		args = []string{"haproxy", "-db", "-f", path}
+	} else {
+		args = []string{os.Args[0], "-test.run=^$"}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	p.census = newCensus(b)
+	if p.census != nil {
+		args = append(p.census.wrap(), args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, targetEnv+"="+target)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if p.census != nil {
+		cmd.ExtraFiles = p.census.childFiles()
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -214,8 +235,15 @@ func startProxy(b *testing.B, mode, target string) *proxyProcess {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	p := &proxyProcess{cmd: cmd, stdin: stdin}
+	p.cmd, p.stdin = cmd, stdin
 	b.Cleanup(p.stop)
+	if p.census != nil {
+		p.census.started()
+	}
+	if p.term {
+		waitListening(b, p.addr)
+		return p
+	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		b.Fatalf("the %s proxy did not start: %v", mode, err)
@@ -224,68 +252,77 @@ func startProxy(b *testing.B, mode, target string) *proxyProcess {
 	return p
 }
 
-// startHAProxy runs HAProxy in TCP mode as bench/run.sh does (minus the
+// haproxyConfig is HAProxy in TCP mode as bench/run.sh runs it (minus the
 // health checks, which the other modes do not run either): the figure to
 // beat.
-func startHAProxy(b *testing.B, target string) *proxyProcess {
-	b.Helper()
+func haproxyConfig(addr, target string) string {
+	return fmt.Sprintf("global\n\tmaxconn 8000\ndefaults\n\tmode tcp\n\ttimeout connect 2s\n"+
+		"\ttimeout client 1h\n\ttimeout server 1h\nfrontend fe\n\tbind %s\n\tdefault_backend be\n"+
+		"backend be\n\tserver t %s\n", addr, target)
+}
+
+func freeAddr(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := fmt.Sprintf("global\n\tmaxconn 8000\ndefaults\n\tmode tcp\n\ttimeout connect 2s\n"+
-		"\ttimeout client 1h\n\ttimeout server 1h\nfrontend fe\n\tbind %s\n\tdefault_backend be\n"+
-		"backend be\n\tserver t %s\n", addr, target)
-	path := b.TempDir() + "/haproxy.cfg"
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command("haproxy", "-db", "-f", path)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	p := &proxyProcess{cmd: cmd, stdin: stdin, addr: addr}
-	b.Cleanup(p.stop)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitListening(b *testing.B, addr string) {
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return p
+			return
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("haproxy did not listen on %s: %v", addr, err)
+			b.Fatalf("nothing listens on %s: %v", addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// stop ends the child and waits for it.
 func (p *proxyProcess) stop() {
-	p.stdin.Close() // a test child ends with its stdin
-	if p.cmd.Path != os.Args[0] {
-		p.cmd.Process.Signal(syscall.SIGTERM) // haproxy
+	p.once.Do(func() {
+		p.stdin.Close() // a test child ends with its stdin
+		if p.term {
+			p.signal(syscall.SIGTERM)
+		}
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second): // perf takes a while to write its counts
+			p.cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// signal signals the proxy (not perf, which would only stop counting).
+func (p *proxyProcess) signal(sig syscall.Signal) {
+	if pid := p.pid(); pid > 0 {
+		syscall.Kill(pid, sig)
 	}
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
+}
+
+// pid returns the proxy's process: the child, or perf's child.
+func (p *proxyProcess) pid() int {
+	if p.census == nil {
+		return p.cmd.Process.Pid
 	}
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
 }
 
 // cpu returns the CPU time the child has used.
 func (p *proxyProcess) cpu(b *testing.B) time.Duration {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,7 +337,7 @@ func (p *proxyProcess) cpu(b *testing.B) time.Duration {
 // rss returns the child's resident memory, in bytes.
 func (p *proxyProcess) rss(b *testing.B) int64 {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -317,7 +354,7 @@ func (p *proxyProcess) rss(b *testing.B) int64 {
 // fds returns the number of descriptors the child has open.
 func (p *proxyProcess) fds(b *testing.B) int {
 	b.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid()))
 	if err != nil {
 		b.Fatal(err)
 	}

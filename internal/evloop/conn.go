@@ -225,13 +225,18 @@ func addrPort(sa syscall.Sockaddr) netip.AddrPort {
 	case *syscall.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 	case *syscall.SockaddrInet6:
-		a := netip.AddrFrom16(sa.Addr)
-		if sa.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				a = a.WithZone(ifi.Name)
-			}
-		}
-		return netip.AddrPortFrom(a, uint16(sa.Port))
+		return netip.AddrPortFrom(withZone(netip.AddrFrom16(sa.Addr), sa.ZoneId), uint16(sa.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// withZone names the zone of a link-local IPv6 address (a kernel query:
+// the rare case).
+func withZone(a netip.Addr, zone uint32) netip.Addr {
+	if zone != 0 {
+		if ifi, err := net.InterfaceByIndex(int(zone)); err == nil {
+			return a.WithZone(ifi.Name)
+		}
+	}
+	return a
 }

@@ -36,5 +36,5 @@
 // that Go's netpoller never sees them; the loop sets options only on the
 // sockets it dials.
 //
-// Linux only: elsewhere Acquire and Accept return errors.ErrUnsupported.
+// Linux only: elsewhere Acquire and NewListener return errors.ErrUnsupported.
 package evloop

@@ -189,3 +189,30 @@ func TestClientLeavingDuringTheDialEndsIt(t *testing.T) {
 		t.Fatalf("DialFailed reported %v for a dial the client abandoned", errs)
 	}
 }
+
+func TestCloseRightAfterProxy(t *testing.T) {
+	ls := testLoops(t, 2)
+	hole := Target{Addr: blackHole(t), DialTimeout: 10 * time.Second}
+	ln := listen(t)
+	defer ln.Close()
+	for i := range 200 {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newSession(hole)
+		h, err := ls.Proxy(nc.(*Conn), s, Timeouts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close(Admin) // before the loop has adopted it, as often as not
+		if r := s.wait(t, 5*time.Second); r.r != Admin {
+			t.Fatalf("connection %d: Done(%v), want admin", i, r.r)
+		}
+		client.Close()
+	}
+}

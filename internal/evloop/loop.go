@@ -272,11 +272,13 @@ func (l *loop) post(m mail) bool {
 }
 
 func (l *loop) readMail() {
-	l.adopt() // a mail may name a connection handed over just before
 	l.mu.Lock()
 	ms := l.mail
 	l.mail, l.woken = nil, false
 	l.mu.Unlock()
+	// A mail may name a connection handed over just before it was posted:
+	// adopting after taking the mail sees it.
+	l.adopt()
 	for _, m := range ms {
 		if m.c != nil {
 			l.finish(m.c, m.r)
