@@ -174,12 +174,14 @@ func benchBulk(b *testing.B, dir string) {
 	const mib = 1 << 20
 	b.SetBytes(mib)
 	bulk(b, p.addr, dir, 64*mib) // warm up
+	p.measure(b)
 	cpu0 := p.cpu(b)
 	b.ResetTimer()
 	bulk(b, p.addr, dir, int64(b.N)*mib)
 	b.StopTimer()
 	cpu := p.cpu(b) - cpu0
 	b.ReportMetric(cpu.Seconds()/(float64(b.N)/1024), "proxy-CPU-s/GiB")
+	p.report(b, b.N, "MiB")
 }
 
 // bulk sends n bytes through the proxy to the bulk target (up), or has it

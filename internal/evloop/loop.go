@@ -30,7 +30,8 @@ type loop struct {
 	pollFn func(uintptr) bool // l.poll, bound once: a method value allocates
 	expFn  func(*Conn)        // l.expire, bound once
 	evfd   int                // eventfd: wakes the loop for mail
-	pipe   [2]int             // for splice, shared by all connections
+	pipe   pipe               // for splice, shared by all connections
+	spares []pipe             // empty pipes, for the next connection to stall
 	buf    []byte             // for short bursts, shared by all connections
 	events []unix.EpollEvent
 
@@ -71,8 +72,8 @@ const (
 )
 
 func newLoop(pool *Loops) (l *loop, err error) {
-	l = &loop{pool: pool, epfd: -1, evfd: -1, pipe: [2]int{-1, -1}, armed: never,
-		buf: make([]byte, chunk), events: make([]unix.EpollEvent, eventsMax)}
+	l = &loop{pool: pool, epfd: -1, evfd: -1, pipe: pipe{r: -1, w: -1}, armed: never,
+		buf: make([]byte, bufSize), events: make([]unix.EpollEvent, eventsMax)}
 	defer func() {
 		if err != nil {
 			l.closeFDs()
@@ -94,13 +95,8 @@ func newLoop(pool *Loops) (l *loop, err error) {
 	if err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	if err = unix.Pipe2(l.pipe[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		return nil, os.NewSyscallError("pipe2", err)
-	}
-	if chunk > 64<<10 { // the default pipe size
-		if _, err = unix.FcntlInt(uintptr(l.pipe[0]), unix.F_SETPIPE_SZ, chunk); err != nil {
-			return nil, os.NewSyscallError("fcntl", err)
-		}
+	if l.pipe, err = newPipe(); err != nil {
+		return nil, err
 	}
 	l.file = os.NewFile(uintptr(l.epfd), "evloop")
 	if l.rc, err = l.file.SyscallConn(); err != nil {
@@ -112,10 +108,12 @@ func newLoop(pool *Loops) (l *loop, err error) {
 
 // closeFDs closes what newLoop opened.
 func (l *loop) closeFDs() {
-	for _, fd := range []int{l.evfd, l.pipe[0], l.pipe[1]} {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
+	if l.evfd >= 0 {
+		unix.Close(l.evfd)
+	}
+	l.pipe.close()
+	for _, p := range l.spares {
+		p.close()
 	}
 	if l.file != nil {
 		l.file.Close()

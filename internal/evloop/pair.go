@@ -201,8 +201,8 @@ func (l *loop) finish(c *Conn, r Reason) {
 	}
 	l.pairs[c.fd] = nil
 	unix.Close(c.fd)
-	p.dir[up].release()
-	p.dir[down].release()
+	p.dir[up].release(l)
+	p.dir[down].release(l)
 	s := p.s
 	p.s, p.t = nil, Target{} // a Handle may keep c: drop what it refers to
 	s.Done(r, p.dir[up].n, p.dir[down].n)

@@ -12,46 +12,63 @@ import (
 // Moving bytes. A burst is read into the loop's buffer and written on at
 // once: two system calls and no copy kept. A burst that fills the buffer
 // marks the direction as bulk, and bulk moves by splice through the
-// loop's pipe, in the kernel. When the destination takes only part, the
-// rest (from the buffer or the pipe, which must be empty for the next
-// connection) is parked in a buffer from a pool and the source is no
-// longer read until the destination drains it: an idle or a slow
-// connection holds no buffer of the loop, and at most one parked chunk
-// per direction.
+// loop's pipe, in the kernel, up to the pipe's 1 MiB per step.
+//
+// When the destination takes only part, the source is no longer read
+// until the destination has taken the rest, which is parked: from the
+// buffer, in a 64 KiB buffer from a pool; from the pipe, in the pipe
+// itself, handed to the connection while the loop takes an empty one from
+// its spares (no copy; two descriptors until the destination drains it,
+// when it goes back to the spares). An idle connection holds neither; a
+// slow one at most one per direction.
 const (
-	chunk  = 64 << 10 // the most one read or splice moves; a parked buffer's size
-	budget = 16       // chunks a direction moves before other connections get a turn
+	bufSize   = 64 << 10 // the loop's read buffer; a parked buffer
+	turnBytes = 1 << 20  // what a direction moves before other connections get a turn
 )
 
-var parkPool = sync.Pool{New: func() any { return new([chunk]byte) }}
+var parkPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
-// parked counts the buffers out of parkPool (for tests).
+// parked counts the parked buffers and pipes (for tests).
 var parked atomic.Int64
 
 // half is one direction of a connection.
 type half struct {
-	pend  []byte       // to write before reading more: the preamble, or buf's bytes
-	buf   *[chunk]byte // from parkPool, while pend is in it
-	n     int64        // bytes delivered
-	last  int64        // loop clock when a byte last moved
-	free  int32        // leading bytes of pend that are not the client's (the preamble)
-	burst int32        // bytes moved since the source was last found empty (≤ budget chunks)
-	eof   bool         // the source ended and the end was passed on
-	bulk  bool         // bursts fill chunks: splice them
+	pend   []byte         // to write before reading more: the preamble, or parked bytes
+	pooled *[bufSize]byte // pend's buffer, from parkPool
+	pp     pipe           // a parked pipe, holding piped bytes
+	n      int64          // bytes delivered
+	last   int64          // loop clock when a byte last moved
+	piped  int32          // bytes in pp; 0: no pipe
+	free   int32          // leading bytes of pend that are not the client's (the preamble)
+	burst  int32          // bytes moved since the source was last found empty, up to bufSize
+	eof    bool           // the source ended and the end was passed on
+	bulk   bool           // bursts fill the buffer: splice them
 }
 
-func (h *half) park(b []byte) {
-	h.buf = parkPool.Get().(*[chunk]byte)
+// parkBytes keeps b, which the destination did not take.
+func (h *half) parkBytes(b []byte) {
 	parked.Add(1)
-	h.pend = h.buf[:copy(h.buf[:], b)]
+	h.pooled = parkPool.Get().(*[bufSize]byte)
+	h.pend = h.pooled[:copy(h.pooled[:], b)]
 }
 
-func (h *half) release() {
-	h.pend = nil
-	if h.buf != nil {
-		parkPool.Put(h.buf)
+// release drops what is parked: once written, or when the connection
+// ends (a pipe still holding bytes is closed, not reused).
+func (h *half) release(l *loop) {
+	if h.pooled != nil {
 		parked.Add(-1)
-		h.buf = nil
+		parkPool.Put(h.pooled)
+		h.pooled = nil
+	}
+	h.pend = nil
+	if h.pp.size != 0 {
+		parked.Add(-1)
+		if h.piped == 0 {
+			l.putPipe(h.pp)
+		} else {
+			h.pp.close()
+		}
+		h.pp, h.piped = pipe{}, 0
 	}
 }
 
@@ -63,27 +80,28 @@ func (l *loop) pump(c *Conn) {
 }
 
 // move moves bytes in direction d until the source is empty, the
-// destination full, or the budget spent. It returns false if c ended.
+// destination full, or the turn's bytes moved. It returns false if c
+// ended.
 func (l *loop) move(c *Conn, d int) bool {
 	p := &c.p
 	h := &p.dir[d]
 	src, dst := d, 1-d
-	for turn := 0; ; turn++ {
-		if len(h.pend) > 0 && !l.flush(c, d) {
+	for start := h.n; ; {
+		if h.parked() && !l.flush(c, d) {
 			return false
 		}
-		if len(h.pend) > 0 || h.eof || p.flags[src]&canRead == 0 || p.flags[dst]&canWrite == 0 {
+		if h.parked() || h.eof || p.flags[src]&canRead == 0 || p.flags[dst]&canWrite == 0 {
 			return true
 		}
-		if turn == budget {
+		if h.n-start >= turnBytes {
 			l.requeue(c)
 			return true
 		}
 		var ok bool
 		if h.bulk && p.flags[src]&urgent == 0 {
-			ok = l.spliceChunk(c, d)
+			ok = l.spliceStep(c, d)
 		} else {
-			ok = l.readChunk(c, d)
+			ok = l.readBurst(c, d)
 		}
 		if !ok {
 			return false
@@ -91,7 +109,9 @@ func (l *loop) move(c *Conn, d int) bool {
 	}
 }
 
-// flush writes what is pending in direction d.
+func (h *half) parked() bool { return len(h.pend) > 0 || h.piped > 0 }
+
+// flush writes what is parked in direction d.
 func (l *loop) flush(c *Conn, d int) bool {
 	p := &c.p
 	h := &p.dir[d]
@@ -99,40 +119,51 @@ func (l *loop) flush(c *Conn, d int) bool {
 	if p.flags[dst]&canWrite == 0 {
 		return true
 	}
-	n, err := write(c.sock(dst), h.pend)
+	var (
+		n   int
+		err error
+	)
+	if h.piped > 0 {
+		n, err = splice(h.pp.r, c.sock(dst), int(h.piped))
+		h.piped -= int32(max(n, 0))
+	} else if n, err = write(c.sock(dst), h.pend); n > 0 {
+		h.pend = h.pend[n:]
+		skip := min(n, int(h.free))
+		h.free -= int32(skip)
+		n -= skip
+	}
 	if err != nil && err != unix.EAGAIN {
 		l.finish(c, failReason(dst))
 		return false
 	}
-	if n > 0 {
-		h.pend = h.pend[n:]
-		skip := min(n, int(h.free))
-		h.free -= int32(skip)
-		l.moved(c, d, n-skip)
-	}
-	if len(h.pend) > 0 {
+	l.moved(c, d, n)
+	if h.parked() {
 		p.flags[dst] &^= canWrite
 	} else {
-		h.release()
+		h.release(l)
 	}
 	return true
 }
 
-// readChunk reads a burst into the loop's buffer and writes it on.
-func (l *loop) readChunk(c *Conn, d int) bool {
+// readBurst reads a burst into the loop's buffer and writes it on.
+func (l *loop) readBurst(c *Conn, d int) bool {
 	p := &c.p
+	h := &p.dir[d]
 	src, dst := d, 1-d
 	n, err := read(c.sock(src), l.buf)
 	if n <= 0 {
 		return l.noBytes(c, d, err, false)
 	}
 	w, err := write(c.sock(dst), l.buf[:n])
-	if !l.delivered(c, d, n, w, err, l.buf[max(w, 0):n]) {
+	if !l.delivered(c, d, n, w, err) {
 		return false
+	}
+	if w < n {
+		h.parkBytes(l.buf[max(w, 0):n])
 	}
 	switch {
 	case n == len(l.buf):
-		p.dir[d].bulk = true
+		h.bulk = true
 	case p.flags[src]&(peerShut|urgent) == 0:
 		// A read stops short of the buffer only when the queue is empty
 		// (or at an urgent mark or the FIN, excluded here), and the next
@@ -143,23 +174,50 @@ func (l *loop) readChunk(c *Conn, d int) bool {
 	return true
 }
 
-// spliceChunk moves a burst from the source to the loop's pipe and on to
+// spliceStep moves a burst from the source through the loop's pipe to
 // the destination.
-func (l *loop) spliceChunk(c *Conn, d int) bool {
+func (l *loop) spliceStep(c *Conn, d int) bool {
+	h := &c.p.dir[d]
 	src, dst := d, 1-d
-	n, err := splice(c.sock(src), l.pipe[1], chunk)
+	n, err := splice(c.sock(src), l.pipe.w, l.pipe.size)
 	if n <= 0 {
 		return l.noBytes(c, d, err, true)
 	}
-	w, err := splice(l.pipe[0], c.sock(dst), n)
-	var rest []byte
+	w, err := splice(l.pipe.r, c.sock(dst), n)
 	if w < n {
-		// The pipe must be empty for the next connection: what the
-		// destination did not take goes to the loop's buffer, to be
-		// parked (or dropped if the write failed).
-		rest = l.pipeTo(l.buf[:n-max(w, 0)])
+		// The pipe must be empty for the next connection.
+		rest := n - max(w, 0)
+		if full, ok := l.swapPipe(); ok {
+			parked.Add(1)
+			h.pp, h.piped = full, int32(rest)
+		} else { // no descriptor for a new pipe: copy the rest out
+			h.pend = l.pipeTo(h.hold(rest))
+		}
 	}
-	return l.delivered(c, d, n, w, err, rest)
+	return l.delivered(c, d, n, w, err)
+}
+
+// hold returns a parked buffer for k bytes (rare: when no pipe could be
+// made, so possibly beyond a pooled buffer's size).
+func (h *half) hold(k int) []byte {
+	if k <= bufSize {
+		parked.Add(1)
+		h.pooled = parkPool.Get().(*[bufSize]byte)
+		return h.pooled[:k]
+	}
+	return make([]byte, k)
+}
+
+// pipeTo reads the len(b) bytes left in the loop's pipe into b.
+func (l *loop) pipeTo(b []byte) []byte {
+	for got := 0; got < len(b); {
+		n, err := read(l.pipe.r, b[got:])
+		if err != nil || n <= 0 {
+			return b[:got] // cannot happen: the bytes are there
+		}
+		got += n
+	}
+	return b
 }
 
 // noBytes handles a read or splice that took nothing from the source:
@@ -176,46 +234,33 @@ func (l *loop) noBytes(c *Conn, d int, err error, spliced bool) bool {
 		return false
 	case spliced:
 		c.p.dir[d].bulk = false
-		return l.readChunk(c, d)
+		return l.readBurst(c, d)
 	}
 	return l.ended(c, d)
 }
 
 // delivered accounts for a write of w of the n bytes taken from the
-// source of direction d; rest, what the destination did not take, is
-// parked. It returns false if the write failed (c ended).
-func (l *loop) delivered(c *Conn, d, n, w int, err error, rest []byte) bool {
-	h := &c.p.dir[d]
+// source of direction d (the caller has parked the rest). It returns
+// false if the write failed: c ended.
+func (l *loop) delivered(c *Conn, d, n, w int, err error) bool {
 	if err != nil && err != unix.EAGAIN {
 		l.finish(c, failReason(1-d))
 		return false
 	}
-	h.burst += int32(n)
+	h := &c.p.dir[d]
+	h.burst = int32(min(int(h.burst)+n, bufSize)) // only compared with bufSize
 	l.moved(c, d, w)
-	if len(rest) > 0 {
-		h.park(rest)
+	if w < n {
 		c.p.flags[1-d] &^= canWrite
 	}
 	return true
-}
-
-// pipeTo reads the len(b) bytes left in the loop's pipe into b.
-func (l *loop) pipeTo(b []byte) []byte {
-	for got := 0; got < len(b); {
-		n, err := read(l.pipe[0], b[got:])
-		if err != nil || n <= 0 {
-			return b[:got] // cannot happen: the bytes are there
-		}
-		got += n
-	}
-	return b
 }
 
 // drained records that the source of direction d is empty.
 func (l *loop) drained(c *Conn, d int) {
 	h := &c.p.dir[d]
 	c.p.flags[d] &^= canRead | urgent
-	h.bulk = h.burst >= chunk
+	h.bulk = h.burst >= bufSize
 	h.burst = 0
 }
 
