@@ -41,8 +41,8 @@ type loop struct {
 	broken bool  // the netpoller refused the epoll fd: end everything
 	wheel  wheel
 	pairs  []*Conn // by client fd
-	again  []*Conn // connections with work left after their budget
-	spare  []*Conn
+	again  []*Conn // connections with work left after their turn
+	again2 []*Conn // again's other buffer
 
 	sa4 unix.SockaddrInet4
 	sa6 unix.SockaddrInet6
@@ -328,7 +328,7 @@ func (l *loop) runAgain() {
 		return
 	}
 	list := l.again
-	l.again = l.spare[:0]
+	l.again = l.again2[:0]
 	for _, c := range list {
 		c.p.queued = false
 		if c.p.phase == relaying {
@@ -336,7 +336,7 @@ func (l *loop) runAgain() {
 		}
 	}
 	clear(list)
-	l.spare = list[:0]
+	l.again2 = list[:0]
 }
 
 // epoch and mono are the loops' clock: monotonic nanoseconds.

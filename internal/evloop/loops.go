@@ -20,7 +20,8 @@ var ErrClosed = errors.New("evloop: the pool's loops have exited")
 // connection stays on the loop it was handed to; loops share no lock.
 type Loops struct {
 	loops    []*loop
-	refs     int // guarded by shared.mu
+	next     atomic.Uint32 // round robin over loops
+	refs     int           // guarded by shared.mu
 	stopping atomic.Bool
 }
 
@@ -112,7 +113,9 @@ func (ls *Loops) Proxy(c *Conn, s Session, t Timeouts) (Handle, error) {
 	if err := c.take(); err != nil {
 		return Handle{}, err
 	}
-	l := ls.loops[c.fd%len(ls.loops)] // spreads by fd: nothing shared to pick
+	// Round robin: by fd would put every client on one loop, client and
+	// target sockets taking turns at the lowest free numbers.
+	l := ls.loops[int(ls.next.Add(1))%len(ls.loops)]
 	if !l.enter() {
 		c.giveBack()
 		return Handle{}, ErrClosed
