@@ -321,6 +321,13 @@ func (p *proxyProcess) pid() int {
 
 // cpu returns the CPU time the child has used.
 func (p *proxyProcess) cpu(b *testing.B) time.Duration {
+	user, sys := p.cpuSplit(b)
+	return user + sys
+}
+
+// cpuSplit returns the CPU time the child has used in user space and in
+// the kernel.
+func (p *proxyProcess) cpuSplit(b *testing.B) (user, sys time.Duration) {
 	b.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
 	if err != nil {
@@ -331,7 +338,7 @@ func (p *proxyProcess) cpu(b *testing.B) time.Duration {
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return time.Duration(ut) * 10 * time.Millisecond, time.Duration(st) * 10 * time.Millisecond
 }
 
 // rss returns the child's resident memory, in bytes.

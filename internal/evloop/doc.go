@@ -3,8 +3,9 @@
 // epoll set of its own, with no goroutine, buffer or pipe per connection.
 //
 //	loops, err := evloop.Acquire() // the process-wide pool; Release when done
+//	ln, err := evloop.NewListener(tcpLn) // tcpLn set up with SetListenerOptions
 //	for {
-//		nc, err := ln.Accept() // ln: an evloop.Listener; nc is a *evloop.Conn
+//		nc, err := ln.Accept() // a *evloop.Conn
 //		if err != nil { ... }
 //		h, err := loops.Proxy(nc.(*evloop.Conn), session, evloop.Timeouts{Idle: time.Hour})
 //		if err != nil { ... } // nc is still yours: proxy it another way
@@ -19,10 +20,11 @@
 // target on a refusal or a dial timeout), an optional preamble (a PROXY
 // header) before the client's bytes, then both directions with half-close
 // passed on, urgent data inline and in order, short bursts through one
-// buffer per loop and bulk through one pipe per loop (splice), parking in
-// a pooled buffer only while a destination is full (and not reading its
-// source meanwhile), and the idle, half-close and maximum-duration
-// timeouts on a coarse timer wheel that traffic never touches.
+// buffer per loop and bulk through one pipe per loop (splice), parking
+// what a full destination did not take (in a pooled buffer, or in the
+// loop's pipe, handed over) and not reading its source meanwhile, and the
+// idle, half-close and maximum-duration timeouts on a coarse timer wheel
+// that traffic never touches.
 //
 // Why not goroutines: a goroutine per direction costs two stacks, two
 // parked netpoller waits and their wake-ups per connection; on these
@@ -31,9 +33,9 @@
 // Go's netpoller, so a loop with nothing to do parks like any reader and no
 // thread blocks in epoll_wait.
 //
-// The sockets: a Listener accepts connections with accept4 from a listener
-// whose options (SO_OOBINLINE, TCP_NODELAY, keepalive) they inherit, so
-// that Go's netpoller never sees them; the loop sets options only on the
+// The sockets: a Listener accepts connections with accept4; they inherit
+// the listening socket's options (SO_OOBINLINE, TCP_NODELAY, keepalive)
+// and Go's netpoller never sees them. The loop sets options only on the
 // sockets it dials.
 //
 // Linux only: elsewhere Acquire and NewListener return errors.ErrUnsupported.
