@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,9 +35,16 @@ func drain(r io.Reader) ([32]byte, int64, error) {
 	return [32]byte(h.Sum(nil)), n, err
 }
 
+// byteCounter is a Counter, as a Prometheus counter would be.
+type byteCounter struct{ n atomic.Int64 }
+
+func (bc *byteCounter) Add(v float64) { bc.n.Add(int64(v)) }
+
 func TestEchoThroughTheLoop(t *testing.T) {
 	ls := testLoops(t, 2)
 	echo := echoTarget(t)
+	var upBytes, downBytes byteCounter
+	echo.Up, echo.Down = &upBytes, &downBytes
 	f := newFixture(t, ls, Timeouts{}, func() *session { return newSession(echo) })
 	c, s := f.dial()
 	for i := range 100 {
@@ -56,6 +64,31 @@ func TestEchoThroughTheLoop(t *testing.T) {
 	r := s.wait(t, 5*time.Second)
 	if r.r != Normal || r.up != r.down || r.up == 0 {
 		t.Fatalf("Done(%v, up %d, down %d), want normal with equal non-zero counts", r.r, r.up, r.down)
+	}
+	if upBytes.n.Load() != r.up || downBytes.n.Load() != r.down {
+		t.Fatalf("the target's counters say %d up, %d down; Done says %d, %d", upBytes.n.Load(), downBytes.n.Load(), r.up, r.down)
+	}
+}
+
+func TestIPv6Target(t *testing.T) {
+	l6, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l6.Close()
+	ls := testLoops(t, 1)
+	tgt := Target{Addr: l6.Addr().(*net.TCPAddr).AddrPort(), DialTimeout: 5 * time.Second}
+	f := newFixture(t, ls, Timeouts{}, func() *session { return newSession(tgt) })
+	c, _ := f.dial()
+	c.Write([]byte("over v6"))
+	c.CloseWrite()
+	tc, err := l6.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if got, _ := io.ReadAll(tc); string(got) != "over v6" {
+		t.Fatalf("target read %q", got)
 	}
 }
 
