@@ -60,6 +60,10 @@ const (
 // RemoteAddrPort returns the client's address without allocating.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return c.remote }
 
+// AcceptedAt returns when the connection was accepted (Timeouts.MaxDuration
+// counts from then; so does an access log's duration).
+func (c *Conn) AcceptedAt() time.Time { return epoch.Add(time.Duration(c.accepted)) }
+
 // RemoteAddr returns the client's address (a new *net.TCPAddr: a proxied
 // connection keeps no more than the address itself).
 func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }

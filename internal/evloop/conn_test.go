@@ -66,6 +66,9 @@ func TestConnAddresses(t *testing.T) {
 	if got, want := c.LocalAddr().String(), ln.Addr().String(); got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
+	if d := time.Since(c.AcceptedAt()); d < 0 || d > 5*time.Second {
+		t.Errorf("AcceptedAt is %v ago, want just now", d)
+	}
 }
 
 func TestConnReadWriteConvertsIt(t *testing.T) {

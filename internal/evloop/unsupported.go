@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 )
 
 // The loops need epoll and splice: elsewhere this package only compiles,
@@ -23,6 +24,9 @@ type Conn struct{ net.Conn }
 
 // RemoteAddrPort returns the client's address.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return netip.AddrPort{} }
+
+// AcceptedAt returns the zero time.
+func (c *Conn) AcceptedAt() time.Time { return time.Time{} }
 
 // TCPConn is unsupported outside Linux.
 func (c *Conn) TCPConn() (*net.TCPConn, error) { return nil, errors.ErrUnsupported }
