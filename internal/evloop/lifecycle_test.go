@@ -27,19 +27,20 @@ func ticker(c net.Conn, interval time.Duration, stop chan struct{}) {
 func TestIdleTimeout(t *testing.T) {
 	ls := testLoops(t, 1)
 	ts := newTarget(t)
-	const idle = 100 * time.Millisecond
+	// Margins for a loaded machine: a byte every 20 ms against 250 ms.
+	const idle = 250 * time.Millisecond
 	f := newFixture(t, ls, Timeouts{Idle: idle}, func() *session { return newSession(ts.target()) })
 
-	// Traffic in either direction keeps it open: a byte every 30 ms, up
-	// then down, for three idle periods.
+	// Traffic in either direction keeps it open: a byte every 20 ms, up
+	// then down, for two idle periods each.
 	c, s := f.dial()
 	tc := ts.accept(t)
 	go io.Copy(io.Discard, tc)
 	go io.Copy(io.Discard, c)
 	for _, from := range []net.Conn{c, tc} {
 		stop := make(chan struct{})
-		go ticker(from, 30*time.Millisecond, stop)
-		s.notDone(t, 3*idle, "bytes kept moving")
+		go ticker(from, 20*time.Millisecond, stop)
+		s.notDone(t, 2*idle, "bytes kept moving")
 		close(stop)
 	}
 	// Then silence ends it, about idle later.
@@ -59,7 +60,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestHalfCloseTimeout(t *testing.T) {
 	ls := testLoops(t, 1)
 	ts := newTarget(t)
-	const hc = 100 * time.Millisecond
+	const hc = 250 * time.Millisecond
 	f := newFixture(t, ls, Timeouts{HalfClose: hc, Idle: time.Hour}, func() *session { return newSession(ts.target()) })
 
 	// The client has ended its side; the target streaming keeps the
@@ -72,8 +73,8 @@ func TestHalfCloseTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	go ticker(tc, 30*time.Millisecond, stop)
-	s.notDone(t, 3*hc, "the open direction kept moving")
+	go ticker(tc, 20*time.Millisecond, stop)
+	s.notDone(t, 2*hc, "the open direction kept moving")
 	close(stop)
 	if r := s.wait(t, 5*time.Second); r.r != HalfCloseTimeout {
 		t.Fatalf("Done(%v), want half_close_timeout", r.r)
@@ -83,7 +84,7 @@ func TestHalfCloseTimeout(t *testing.T) {
 	c, s = f.dial()
 	ts.accept(t)
 	c.Write([]byte("x"))
-	s.notDone(t, 3*hc, "no direction has ended")
+	s.notDone(t, 2*hc, "no direction has ended")
 	s.h.Close(Admin)
 	s.wait(t, 5*time.Second)
 }

@@ -58,7 +58,7 @@ type sockFlags uint8
 
 const (
 	canRead  sockFlags = 1 << iota
-	canWrite           // cleared by EAGAIN or a short write
+	canWrite           // cleared by EAGAIN
 	peerShut           // the peer's FIN came: a short read does not mean empty
 	urgent             // an urgent mark is queued: splice stops at it, read steps over
 )

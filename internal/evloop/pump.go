@@ -87,10 +87,7 @@ func (l *loop) move(c *Conn, d int) bool {
 	h := &p.dir[d]
 	src, dst := d, 1-d
 	for start := h.n; ; {
-		if h.parked() && !l.flush(c, d) {
-			return false
-		}
-		if h.parked() || h.eof || p.flags[src]&canRead == 0 || p.flags[dst]&canWrite == 0 {
+		if p.flags[dst]&canWrite == 0 || h.eof && !h.parked() {
 			return true
 		}
 		if h.n-start >= turnBytes {
@@ -98,9 +95,14 @@ func (l *loop) move(c *Conn, d int) bool {
 			return true
 		}
 		var ok bool
-		if h.bulk && p.flags[src]&urgent == 0 {
+		switch {
+		case h.parked():
+			ok = l.flush(c, d)
+		case p.flags[src]&canRead == 0:
+			return true
+		case h.bulk && p.flags[src]&urgent == 0:
 			ok = l.spliceStep(c, d)
-		} else {
+		default:
 			ok = l.readBurst(c, d)
 		}
 		if !ok {
@@ -111,14 +113,10 @@ func (l *loop) move(c *Conn, d int) bool {
 
 func (h *half) parked() bool { return len(h.pend) > 0 || h.piped > 0 }
 
-// flush writes what is parked in direction d.
+// flush writes what is parked in direction d, or part of it.
 func (l *loop) flush(c *Conn, d int) bool {
-	p := &c.p
-	h := &p.dir[d]
+	h := &c.p.dir[d]
 	dst := 1 - d
-	if p.flags[dst]&canWrite == 0 {
-		return true
-	}
 	var (
 		n   int
 		err error
@@ -132,14 +130,10 @@ func (l *loop) flush(c *Conn, d int) bool {
 		h.free -= int32(skip)
 		n -= skip
 	}
-	if err != nil && err != unix.EAGAIN {
-		l.finish(c, failReason(dst))
+	if !l.wrote(c, d, n, err) {
 		return false
 	}
-	l.moved(c, d, n)
-	if h.parked() {
-		p.flags[dst] &^= canWrite
-	} else {
+	if !h.parked() {
 		h.release(l)
 	}
 	return true
@@ -243,16 +237,25 @@ func (l *loop) noBytes(c *Conn, d int, err error, spliced bool) bool {
 // source of direction d (the caller has parked the rest). It returns
 // false if the write failed: c ended.
 func (l *loop) delivered(c *Conn, d, n, w int, err error) bool {
-	if err != nil && err != unix.EAGAIN {
+	h := &c.p.dir[d]
+	h.burst = int32(min(int(h.burst)+n, bufSize)) // only compared with bufSize
+	return l.wrote(c, d, w, err)
+}
+
+// wrote accounts for a write of n bytes in direction d. Only EAGAIN says
+// the destination is full: a write can also stop short for a signal
+// (splice checks for one between pages), and then no edge would come to
+// say it is writable again.
+func (l *loop) wrote(c *Conn, d, n int, err error) bool {
+	switch err {
+	case nil:
+	case unix.EAGAIN:
+		c.p.flags[1-d] &^= canWrite
+	default:
 		l.finish(c, failReason(1-d))
 		return false
 	}
-	h := &c.p.dir[d]
-	h.burst = int32(min(int(h.burst)+n, bufSize)) // only compared with bufSize
-	l.moved(c, d, w)
-	if w < n {
-		c.p.flags[1-d] &^= canWrite
-	}
+	l.moved(c, d, n)
 	return true
 }
 
