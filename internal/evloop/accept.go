@@ -76,13 +76,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // accept is the RawConn.Read callback of Accept. The system call is made
-// directly: x/sys/unix's Accept4 asks each IPv4 socket for its protocol
-// (an L2TP check, a getsockopt per connection) and both packages allocate
-// the peer's address.
+// directly (and raw, see sys.go): x/sys/unix's Accept4 asks each IPv4
+// socket for its protocol (an L2TP check, a getsockopt per connection)
+// and both packages allocate the peer's address.
 func (l *Listener) accept(fd uintptr) bool {
 	for {
 		size := uint32(unsafe.Sizeof(l.sa))
-		nfd, _, errno := syscall.Syscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.sa)),
+		nfd, _, errno := syscall.RawSyscall6(syscall.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.sa)),
 			uintptr(unsafe.Pointer(&size)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case syscall.EINTR, syscall.ECONNABORTED:

@@ -77,6 +77,7 @@ func benchConns(b *testing.B) {
 	connLoad(b, p.addr, 200, 16) // warm up
 	p.measure(b)
 	user0, sys0 := p.cpuSplit(b)
+	sw0 := p.switches(b)
 	start := time.Now()
 	b.ResetTimer()
 	connLoad(b, p.addr, b.N, 16)
@@ -86,6 +87,7 @@ func benchConns(b *testing.B) {
 	user, sys = user-user0, sys-sys0
 	b.ReportMetric((user+sys).Seconds()/float64(b.N)*1e4, "proxy-CPU-s/10k-conns")
 	b.ReportMetric(user.Seconds()/float64(b.N)*1e4, "user-s/10k")
+	b.ReportMetric(float64(p.switches(b)-sw0)/float64(b.N), "ctxsw/conn")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conns/s")
 	p.report(b, b.N, "conn")
 }

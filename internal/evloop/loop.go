@@ -44,8 +44,8 @@ type loop struct {
 	again  []*Conn // connections with work left after their turn
 	again2 []*Conn // again's other buffer
 
-	sa4 unix.SockaddrInet4
-	sa6 unix.SockaddrInet6
+	sa4 unix.RawSockaddrInet4 // for dialSocket
+	sa6 unix.RawSockaddrInet6
 
 	incoming atomic.Pointer[Conn] // handed over by Proxy, linked by p.nextIn
 	state    atomic.Int64         // connections owned, plus closedBit
@@ -162,7 +162,7 @@ func (l *loop) arm() {
 // waiting, and returns false to park in the netpoller when nothing is.
 func (l *loop) poll(uintptr) bool {
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, 0)
+		n, err := rawEpollPoll(l.epfd, l.events)
 		if err != nil {
 			n = 0 // EINTR: as if nothing was ready; the netpoller wakes us again
 		}

@@ -146,7 +146,7 @@ func (l *loop) dial(c *Conn) {
 		if err == nil {
 			ev := key(c, target)
 			if err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-				unix.Close(fd)
+				rawClose(fd)
 				err = os.NewSyscallError("epoll_ctl", err)
 			}
 		}
@@ -163,7 +163,7 @@ func (l *loop) dial(c *Conn) {
 // redial closes a target socket whose connect failed, and dials the next.
 func (l *loop) redial(c *Conn, err error) {
 	p := &c.p
-	unix.Close(p.ufd)
+	rawClose(p.ufd)
 	p.ufd = -1
 	p.s.DialFailed(p.t, dialError(&p.t, err))
 	l.dial(c)
@@ -189,7 +189,7 @@ func (l *loop) finish(c *Conn, r Reason) {
 	p.phase = done
 	l.wheel.remove(c)
 	if p.ufd >= 0 {
-		unix.Close(p.ufd)
+		rawClose(p.ufd)
 		p.ufd = -1
 	}
 	// Proxy registers the client socket after handing c over: closing it
@@ -200,7 +200,7 @@ func (l *loop) finish(c *Conn, r Reason) {
 		runtime.Gosched()
 	}
 	l.pairs[c.fd] = nil
-	unix.Close(c.fd)
+	rawClose(c.fd)
 	p.dir[up].release(l)
 	p.dir[down].release(l)
 	s := p.s

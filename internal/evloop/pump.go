@@ -122,9 +122,9 @@ func (l *loop) flush(c *Conn, d int) bool {
 		err error
 	)
 	if h.piped > 0 {
-		n, err = splice(h.pp.r, c.sock(dst), int(h.piped))
+		n, err = rawSplice(h.pp.r, c.sock(dst), int(h.piped))
 		h.piped -= int32(max(n, 0))
-	} else if n, err = write(c.sock(dst), h.pend); n > 0 {
+	} else if n, err = rawWrite(c.sock(dst), h.pend); n > 0 {
 		h.pend = h.pend[n:]
 		skip := min(n, int(h.free))
 		h.free -= int32(skip)
@@ -144,11 +144,11 @@ func (l *loop) readBurst(c *Conn, d int) bool {
 	p := &c.p
 	h := &p.dir[d]
 	src, dst := d, 1-d
-	n, err := read(c.sock(src), l.buf)
+	n, err := rawRead(c.sock(src), l.buf)
 	if n <= 0 {
 		return l.noBytes(c, d, err, false)
 	}
-	w, err := write(c.sock(dst), l.buf[:n])
+	w, err := rawWrite(c.sock(dst), l.buf[:n])
 	if !l.delivered(c, d, n, w, err) {
 		return false
 	}
@@ -173,11 +173,11 @@ func (l *loop) readBurst(c *Conn, d int) bool {
 func (l *loop) spliceStep(c *Conn, d int) bool {
 	h := &c.p.dir[d]
 	src, dst := d, 1-d
-	n, err := splice(c.sock(src), l.pipe.w, l.pipe.size)
+	n, err := rawSplice(c.sock(src), l.pipe.w, l.pipe.size)
 	if n <= 0 {
 		return l.noBytes(c, d, err, true)
 	}
-	w, err := splice(l.pipe.r, c.sock(dst), n)
+	w, err := rawSplice(l.pipe.r, c.sock(dst), n)
 	if w < n {
 		// The pipe must be empty for the next connection.
 		rest := n - max(w, 0)
@@ -205,7 +205,7 @@ func (h *half) hold(k int) []byte {
 // pipeTo reads the len(b) bytes left in the loop's pipe into b.
 func (l *loop) pipeTo(b []byte) []byte {
 	for got := 0; got < len(b); {
-		n, err := read(l.pipe.r, b[got:])
+		n, err := rawRead(l.pipe.r, b[got:])
 		if err != nil || n <= 0 {
 			return b[:got] // cannot happen: the bytes are there
 		}
@@ -277,7 +277,7 @@ func (l *loop) ended(c *Conn, d int) bool {
 		l.finish(c, Normal)
 		return false
 	}
-	if err := unix.Shutdown(c.sock(1-d), unix.SHUT_WR); err != nil {
+	if err := rawShutdownWrite(c.sock(1 - d)); err != nil {
 		l.finish(c, failReason(1-d))
 		return false
 	}
@@ -300,32 +300,5 @@ func (l *loop) moved(c *Conn, d, n int) {
 	}
 	if ctr != nil {
 		ctr.Add(float64(n))
-	}
-}
-
-func read(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
-func write(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
-
-func splice(from, to, n int) (int, error) {
-	for {
-		m, err := unix.Splice(from, nil, to, nil, n, unix.SPLICE_F_NONBLOCK|unix.SPLICE_F_MOVE)
-		if err != unix.EINTR {
-			return int(m), err
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,16 +22,16 @@ const (
 
 // setKeepAlive turns keepalive on with ka's settings (see Target.KeepAlive).
 func setKeepAlive(fd int, ka net.KeepAliveConfig) error {
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
+	if err := rawSetsockopt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
 		return err
 	}
 	if secs := keepAliveSeconds(ka.Idle, defaultKeepAliveIdle); secs > 0 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
+		if err := rawSetsockopt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
 			return err
 		}
 	}
 	if secs := keepAliveSeconds(ka.Interval, defaultKeepAliveInterval); secs > 0 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
+		if err := rawSetsockopt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
 			return err
 		}
 	}
@@ -39,7 +40,7 @@ func setKeepAlive(fd int, ka net.KeepAliveConfig) error {
 		count = defaultKeepAliveCount
 	}
 	if count > 0 {
-		return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, count)
+		return rawSetsockopt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, count)
 	}
 	return nil
 }
@@ -57,43 +58,52 @@ func keepAliveSeconds(d, def time.Duration) int {
 }
 
 // dialSocket creates a nonblocking socket for addr with the options a
-// dialled socket needs, and starts connecting it. The sockaddr structs are
-// the loop's, reused so that a dial allocates nothing.
+// dialled socket needs, and starts connecting it. The socket addresses
+// are the loop's, reused so that a dial allocates nothing.
 func (l *loop) dialSocket(t *Target) (int, error) {
 	a := t.Addr.Addr().Unmap()
 	family := unix.AF_INET
-	var sa unix.Sockaddr
+	sa, size := unsafe.Pointer(&l.sa4), unsafe.Sizeof(l.sa4)
 	if a.Is4() {
-		l.sa4.Addr, l.sa4.Port = a.As4(), int(t.Addr.Port())
-		sa = &l.sa4
+		l.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: netPort(t.Addr.Port()), Addr: a.As4()}
 	} else {
 		family = unix.AF_INET6
-		l.sa6.Addr, l.sa6.Port, l.sa6.ZoneId = a.As16(), int(t.Addr.Port()), zoneID(a)
-		sa = &l.sa6
+		l.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: netPort(t.Addr.Port()), Addr: a.As16(),
+			Scope_id: zoneID(a)}
+		sa, size = unsafe.Pointer(&l.sa6), unsafe.Sizeof(l.sa6)
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
 	if err := dialOptions(fd); err != nil {
-		unix.Close(fd)
+		rawClose(fd)
 		return -1, os.NewSyscallError("setsockopt", err)
 	}
-	if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+	if err := rawConnect(fd, sa, size); err != nil && err != unix.EINPROGRESS {
+		rawClose(fd)
 		return -1, os.NewSyscallError("connect", err)
 	}
 	return fd, nil
+}
+
+// netPort returns a port as a socket address holds it: in network byte
+// order, whatever the machine's.
+func netPort(port uint16) uint16 {
+	var p uint16
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	b[0], b[1] = byte(port>>8), byte(port)
+	return p
 }
 
 // dialOptions sets what a dialled socket cannot inherit from a listener:
 // urgent data inline (see SetListenerOptions) and no Nagle delay for the
 // small bursts a proxy forwards. Keepalive comes later (keepAliveDelay).
 func dialOptions(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); err != nil {
+	if err := rawSetsockopt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); err != nil {
 		return err
 	}
-	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	return rawSetsockopt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
 
 // zoneID returns the interface index of an IPv6 zone: a number, or an
