@@ -72,7 +72,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
-	return &Conn{fd: l.nfd, remote: rawAddrPort(&l.sa), accepted: mono()}, nil
+	return &Conn{fd: int32(l.nfd), remote: rawAddrPort(&l.sa), accepted: mono()}, nil
 }
 
 // accept is the RawConn.Read callback of Accept. The system call is made

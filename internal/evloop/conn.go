@@ -33,22 +33,25 @@ var ErrConverted = errors.New("evloop: connection was converted to a *net.TCPCon
 // calls (dup, two epoll_ctl, getsockopt, getsockname, getpeername, close,
 // and Go's TCP_NODELAY and keepalive defaults), and delegates to it.
 type Conn struct {
-	fd       int            // immutable; invalid once converted or closed
+	fd       int32          // immutable; invalid once converted or closed
+	state    connState      // guarded by mu
 	remote   netip.AddrPort // from the accept
 	accepted int64          // loop clock (mono) at the accept
 
 	mu    sync.Mutex
-	state connState
 	local netip.AddrPort // once asked
-	dl    *deadlines     // recorded before conversion, if any is set
-	tc    *net.TCPConn   // once converted
+	ext   *connExt       // deadlines set before conversion; the converted conn
 
 	p pair // the loop's state, once proxied
 }
 
 type connState uint8
 
-type deadlines struct{ read, write time.Time }
+// connExt is what only some connections need.
+type connExt struct {
+	read, write time.Time    // deadlines recorded before conversion
+	tc          *net.TCPConn // once converted
+}
 
 const (
 	stateOpen      connState = iota // ours to proxy, convert or close
@@ -75,11 +78,14 @@ func (c *Conn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.local.IsValid() && c.state == stateOpen {
-		if sa, err := syscall.Getsockname(c.fd); err == nil { // see Listener.Accept
+		if sa, err := syscall.Getsockname(int(c.fd)); err == nil { // see Listener.Accept
 			c.local = addrPort(sa)
 		}
 	}
 	if !c.local.IsValid() {
+		if c.state == stateConverted {
+			return c.ext.tc.LocalAddr()
+		}
 		return &net.TCPAddr{}
 	}
 	return net.TCPAddrFromAddrPort(c.local)
@@ -111,10 +117,10 @@ func (c *Conn) Close() error {
 	switch c.state {
 	case stateOpen:
 		c.state = stateClosed
-		return os.NewSyscallError("close", unix.Close(c.fd))
+		return os.NewSyscallError("close", unix.Close(int(c.fd)))
 	case stateConverted:
 		c.state = stateClosed
-		return c.tc.Close()
+		return c.ext.tc.Close()
 	case stateProxied:
 		return nil
 	}
@@ -143,23 +149,23 @@ func (c *Conn) setDeadline(t time.Time, read, write bool) error {
 	switch c.state {
 	case stateConverted:
 		if read && write {
-			return c.tc.SetDeadline(t)
+			return c.ext.tc.SetDeadline(t)
 		} else if read {
-			return c.tc.SetReadDeadline(t)
+			return c.ext.tc.SetReadDeadline(t)
 		}
-		return c.tc.SetWriteDeadline(t)
+		return c.ext.tc.SetWriteDeadline(t)
 	case stateOpen:
-		if c.dl == nil {
-			c.dl = new(deadlines)
+		if c.ext == nil {
+			c.ext = new(connExt)
 		}
 		if read {
-			c.dl.read = t
+			c.ext.read = t
 		}
 		if write {
-			c.dl.write = t
+			c.ext.write = t
 		}
-		if c.dl.read.IsZero() && c.dl.write.IsZero() {
-			c.dl = nil // what caddy-l4 does after matching: nothing to keep
+		if c.ext.read.IsZero() && c.ext.write.IsZero() {
+			c.ext = nil // what caddy-l4 does after matching: nothing to keep
 		}
 		return nil
 	case stateProxied:
@@ -177,7 +183,7 @@ func (c *Conn) TCPConn() (*net.TCPConn, error) {
 	defer c.mu.Unlock()
 	switch c.state {
 	case stateConverted:
-		return c.tc, nil
+		return c.ext.tc, nil
 	case stateProxied:
 		return nil, errors.New("evloop: connection is owned by a loop")
 	case stateClosed:
@@ -193,13 +199,13 @@ func (c *Conn) TCPConn() (*net.TCPConn, error) {
 		c.state = stateClosed
 		return nil, err
 	}
-	c.tc = nc.(*net.TCPConn)
-	if c.dl != nil {
-		_ = c.tc.SetReadDeadline(c.dl.read)
-		_ = c.tc.SetWriteDeadline(c.dl.write)
-		c.dl = nil
+	tc := nc.(*net.TCPConn)
+	if c.ext != nil {
+		_ = tc.SetReadDeadline(c.ext.read)
+		_ = tc.SetWriteDeadline(c.ext.write)
 	}
-	return c.tc, nil
+	c.ext = &connExt{tc: tc}
+	return tc, nil
 }
 
 // take hands the socket to a loop.
@@ -208,7 +214,7 @@ func (c *Conn) take() error {
 	defer c.mu.Unlock()
 	switch c.state {
 	case stateOpen:
-		c.state, c.dl = stateProxied, nil
+		c.state, c.ext = stateProxied, nil
 		return nil
 	case stateConverted:
 		return ErrConverted

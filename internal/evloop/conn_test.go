@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +48,7 @@ func TestAcceptedSocketInheritsTheListenerOptions(t *testing.T) {
 		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15},
 		{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
 	} {
-		if v, err := unix.GetsockoptInt(c.fd, o.level, o.opt); err != nil || v != o.want {
+		if v, err := unix.GetsockoptInt(int(c.fd), o.level, o.opt); err != nil || v != o.want {
 			t.Errorf("%s = %d (%v), want %d", o.name, v, err, o.want)
 		}
 	}
@@ -256,4 +257,12 @@ func TestKeepAliveIsSetOnTheDialledSocketOnceItLasts(t *testing.T) {
 	}
 	s.h.Close(Admin)
 	s.wait(t, 5*time.Second)
+}
+
+// An idle proxied connection costs its Conn (and the caller's Session):
+// 512 bytes is a malloc size class; one byte more costs 64.
+func TestConnFitsInASizeClassOf512Bytes(t *testing.T) {
+	if n := unsafe.Sizeof(Conn{}); n > 512 {
+		t.Fatalf("a Conn takes %d bytes, want at most 512", n)
+	}
 }

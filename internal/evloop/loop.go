@@ -189,7 +189,7 @@ func (l *loop) poll(uintptr) bool {
 // target, with the dial attempt's generation, so that an event of a
 // target socket closed during the same epoll_wait batch is ignored).
 func key(c *Conn, side int) unix.EpollEvent {
-	ev := unix.EpollEvent{Events: socketMask, Fd: int32(c.fd)}
+	ev := unix.EpollEvent{Events: socketMask, Fd: c.fd}
 	if side == target {
 		ev.Pad = int32(c.p.gen<<1 | 1)
 	}
@@ -220,10 +220,11 @@ func (l *loop) adopt() {
 	for c := l.incoming.Swap(nil); c != nil; {
 		next := c.p.nextIn
 		c.p.nextIn = nil
-		if c.fd >= len(l.pairs) {
-			l.pairs = append(l.pairs, make([]*Conn, c.fd+1-len(l.pairs)+len(l.pairs)/2)...)
+		fd := int(c.fd)
+		if fd >= len(l.pairs) {
+			l.pairs = append(l.pairs, make([]*Conn, fd+1-len(l.pairs)+len(l.pairs)/2)...)
 		}
-		l.pairs[c.fd] = c
+		l.pairs[fd] = c
 		l.dial(c)
 		c = next
 	}

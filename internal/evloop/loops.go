@@ -128,7 +128,7 @@ func (ls *Loops) Proxy(c *Conn, s Session, t Timeouts) (Handle, error) {
 	// socket is writable, so the edge comes at once. That needs c to be
 	// pushed first (see loop.adopt).
 	ev := key(c, client)
-	err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+	err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd), &ev)
 	p.registered.Store(true)
 	if err != nil {
 		// No event will ever come for the client: have the loop end it.

@@ -24,7 +24,7 @@ type pair struct {
 	nextIn *Conn  // Proxy's hand-over stack
 	dialAt int64  // loop clock when the current dial started
 	halfAt int64  // loop clock when the first direction ended
-	ufd    int    // the target's socket, -1 when none
+	ufd    int32  // the target's socket, -1 when none
 	gen    uint32 // dials made; tags the target socket's events
 
 	registered atomic.Bool  // Proxy's epoll_ctl of the client socket is done
@@ -83,9 +83,9 @@ func flagsOf(ev uint32) sockFlags {
 // sock returns the socket of a side.
 func (c *Conn) sock(side int) int {
 	if side == client {
-		return c.fd
+		return int(c.fd)
 	}
-	return c.p.ufd
+	return int(c.p.ufd)
 }
 
 func failReason(side int) Reason {
@@ -103,7 +103,7 @@ func (l *loop) event(c *Conn, side int, ev uint32) {
 	p := &c.p
 	if p.phase == dialing && side == target {
 		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-			err := soError(p.ufd)
+			err := soError(int(p.ufd))
 			if err == nil {
 				err = os.NewSyscallError("connect", unix.ECONNRESET)
 			}
@@ -154,7 +154,7 @@ func (l *loop) dial(c *Conn) {
 			p.s.DialFailed(t, dialError(&t, err))
 			continue
 		}
-		p.ufd, p.dialAt, p.flags[target] = fd, l.now, 0
+		p.ufd, p.dialAt, p.flags[target] = int32(fd), l.now, 0
 		l.schedule(c)
 		return
 	}
@@ -163,7 +163,7 @@ func (l *loop) dial(c *Conn) {
 // redial closes a target socket whose connect failed, and dials the next.
 func (l *loop) redial(c *Conn, err error) {
 	p := &c.p
-	rawClose(p.ufd)
+	rawClose(int(p.ufd))
 	p.ufd = -1
 	p.s.DialFailed(p.t, dialError(&p.t, err))
 	l.dial(c)
@@ -189,7 +189,7 @@ func (l *loop) finish(c *Conn, r Reason) {
 	p.phase = done
 	l.wheel.remove(c)
 	if p.ufd >= 0 {
-		rawClose(p.ufd)
+		rawClose(int(p.ufd))
 		p.ufd = -1
 	}
 	// Proxy registers the client socket after handing c over: closing it
@@ -200,7 +200,7 @@ func (l *loop) finish(c *Conn, r Reason) {
 		runtime.Gosched()
 	}
 	l.pairs[c.fd] = nil
-	rawClose(c.fd)
+	rawClose(int(c.fd))
 	p.dir[up].release(l)
 	p.dir[down].release(l)
 	s := p.s
@@ -240,7 +240,7 @@ func (l *loop) expire(c *Conn) {
 		l.redial(c, os.ErrDeadlineExceeded)
 	case r == keepAliveDue:
 		c.p.kaSet = true
-		_ = setKeepAlive(c.p.ufd, c.p.t.KeepAlive) // an error here shows in the I/O
+		_ = setKeepAlive(int(c.p.ufd), c.p.t.KeepAlive) // an error here shows in the I/O
 		l.schedule(c)
 	default:
 		l.finish(c, r)

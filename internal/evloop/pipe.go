@@ -11,8 +11,8 @@ import (
 // pipe is a kernel pipe for splice: bytes move from a socket into it and
 // out to another socket as page references, never copied.
 type pipe struct {
-	r, w int
-	size int // capacity, the most a splice into it moves
+	r, w int32
+	size int32 // capacity, the most a splice into it moves
 }
 
 // pipeSize is the size asked for, as Go's splice does. Beyond the user's
@@ -25,21 +25,22 @@ func newPipe() (pipe, error) {
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return pipe{r: -1, w: -1}, os.NewSyscallError("pipe2", err)
 	}
-	p := pipe{r: fds[0], w: fds[1]}
-	var err error
-	if p.size, err = unix.FcntlInt(uintptr(p.r), unix.F_SETPIPE_SZ, pipeSize); err != nil {
-		if p.size, err = unix.FcntlInt(uintptr(p.r), unix.F_GETPIPE_SZ, 0); err != nil {
+	p := pipe{r: int32(fds[0]), w: int32(fds[1])}
+	size, err := unix.FcntlInt(uintptr(p.r), unix.F_SETPIPE_SZ, pipeSize)
+	if err != nil {
+		if size, err = unix.FcntlInt(uintptr(p.r), unix.F_GETPIPE_SZ, 0); err != nil {
 			p.close()
 			return pipe{r: -1, w: -1}, os.NewSyscallError("fcntl", err)
 		}
 	}
+	p.size = int32(size)
 	return p, nil
 }
 
 func (p pipe) close() {
 	if p.r >= 0 {
-		unix.Close(p.r)
-		unix.Close(p.w)
+		unix.Close(int(p.r))
+		unix.Close(int(p.w))
 	}
 }
 

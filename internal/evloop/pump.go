@@ -122,7 +122,7 @@ func (l *loop) flush(c *Conn, d int) bool {
 		err error
 	)
 	if h.piped > 0 {
-		n, err = rawSplice(h.pp.r, c.sock(dst), int(h.piped))
+		n, err = rawSplice(int(h.pp.r), c.sock(dst), int(h.piped))
 		h.piped -= int32(max(n, 0))
 	} else if n, err = rawWrite(c.sock(dst), h.pend); n > 0 {
 		h.pend = h.pend[n:]
@@ -173,11 +173,11 @@ func (l *loop) readBurst(c *Conn, d int) bool {
 func (l *loop) spliceStep(c *Conn, d int) bool {
 	h := &c.p.dir[d]
 	src, dst := d, 1-d
-	n, err := rawSplice(c.sock(src), l.pipe.w, l.pipe.size)
+	n, err := rawSplice(c.sock(src), int(l.pipe.w), int(l.pipe.size))
 	if n <= 0 {
 		return l.noBytes(c, d, err, true)
 	}
-	w, err := rawSplice(l.pipe.r, c.sock(dst), n)
+	w, err := rawSplice(int(l.pipe.r), c.sock(dst), n)
 	if w < n {
 		// The pipe must be empty for the next connection.
 		rest := n - max(w, 0)
@@ -205,7 +205,7 @@ func (h *half) hold(k int) []byte {
 // pipeTo reads the len(b) bytes left in the loop's pipe into b.
 func (l *loop) pipeTo(b []byte) []byte {
 	for got := 0; got < len(b); {
-		n, err := rawRead(l.pipe.r, b[got:])
+		n, err := rawRead(int(l.pipe.r), b[got:])
 		if err != nil || n <= 0 {
 			return b[:got] // cannot happen: the bytes are there
 		}

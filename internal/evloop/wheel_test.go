@@ -19,7 +19,7 @@ func TestWheelExpiresInOrderAndRefiles(t *testing.T) {
 		40 * tick,                 //
 	}
 	for i := range conns {
-		conns[i] = &Conn{fd: i}
+		conns[i] = &Conn{fd: int32(i)}
 		w.add(conns[i], dues[i])
 	}
 	w.remove(conns[4])
@@ -30,12 +30,12 @@ func TestWheelExpiresInOrderAndRefiles(t *testing.T) {
 	visits := map[int]int{}
 	fire := func(now int64) func(*Conn) {
 		return func(c *Conn) {
-			visits[c.fd]++
+			visits[int(c.fd)]++
 			if due := dues[c.fd]; due > now {
 				w.add(c, due) // not yet: filed again, as loop.expire does
 				return
 			}
-			seen = append(seen, c.fd)
+			seen = append(seen, int(c.fd))
 		}
 	}
 	for now := int64(0); now <= 4*wheelSize*tick; now += 7 * tick {
