@@ -255,8 +255,7 @@ func benchIdle(b *testing.B) {
 				b.Fatalf("connection %d: %v", i, err)
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // let the proxy settle its books
-		rss += float64(p.rss(b)-rss0) / float64(k) / 1024
+		rss += float64(p.settledRSS(b)-rss0) / float64(k) / 1024
 		fds += float64(p.fds(b)-fds0) / float64(k)
 		for _, c := range conns {
 			c.Close()

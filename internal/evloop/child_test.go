@@ -358,6 +358,21 @@ func (p *proxyProcess) rss(b *testing.B) int64 {
 	return 0
 }
 
+// settledRSS returns the child's resident memory once it stops changing
+// (two readings 50 ms apart agree, within 2 s).
+func (p *proxyProcess) settledRSS(b *testing.B) int64 {
+	last := p.rss(b)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		now := p.rss(b)
+		if now == last {
+			break
+		}
+		last = now
+	}
+	return last
+}
+
 // fds returns the number of descriptors the child has open.
 func (p *proxyProcess) fds(b *testing.B) int {
 	b.Helper()
