@@ -465,6 +465,12 @@ func (p *proxyProcess) report(b *testing.B, n int, unit string) {
 	b.Logf("system calls per %s: %.1f:%s", unit, total, sb.String())
 }
 
+// inProcess are the proxies BenchmarkConnInProcess runs in this process.
+var inProcess = map[string]func(target string) (addr string, stop func(), err error){
+	"relay": serveRelay,
+	"loop":  serveLoop,
+}
+
 // BenchmarkConnInProcess: a connection (dial, 64-byte echo, close) with
 // proxy, clients and target in this process, for allocations per
 // connection; direct is the same without a proxy.
@@ -473,16 +479,8 @@ func BenchmarkConnInProcess(b *testing.B) {
 	for _, mode := range []string{"direct", "relay", "loop"} {
 		b.Run(mode, func(b *testing.B) {
 			addr := target
-			switch mode {
-			case "relay":
-				a, stop, err := serveRelay(target)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer stop()
-				addr = a
-			case "loop":
-				a, stop, err := serveLoop(target)
+			if serve := inProcess[mode]; serve != nil {
+				a, stop, err := serve(target)
 				if err != nil {
 					b.Fatal(err)
 				}

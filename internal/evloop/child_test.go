@@ -5,6 +5,7 @@ package evloop
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,21 +116,11 @@ func serveLoop(target string) (string, func(), error) {
 		return "", nil, err
 	}
 	t := Target{Addr: to, DialTimeout: 2 * time.Second, KeepAlive: childKeepAlive}
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				if strings.Contains(err.Error(), "too many open files") {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				return
-			}
-			if _, err := ls.Proxy(nc.(*Conn), &childSession{t: t}, childTimeouts); err != nil {
-				nc.Close()
-			}
+	go acceptLoop(ln, func(nc net.Conn) {
+		if _, err := ls.Proxy(nc.(*Conn), &childSession{t: t}, childTimeouts); err != nil {
+			nc.Close()
 		}
-	}()
+	})
 	return ln.Addr().String(), func() { ln.Close(); ls.Release() }, nil
 }
 
@@ -144,43 +135,49 @@ func serveRelay(target string) (string, func(), error) {
 	}
 	dialer := net.Dialer{Timeout: 2 * time.Second}
 	nop := nopCounter{}
-	go func() {
-		for {
-			client, err := ln.Accept()
+	go acceptLoop(ln, func(client net.Conn) {
+		go func() {
+			defer client.Close()
+			up, err := dialer.Dial("tcp", target)
 			if err != nil {
-				if strings.Contains(err.Error(), "too many open files") {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
 				return
 			}
+			defer up.Close()
+			relay.InlineOOB(client)
+			relay.InlineOOB(up)
+			var wg sync.WaitGroup
+			wg.Add(1)
 			go func() {
-				defer client.Close()
-				up, err := dialer.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				relay.InlineOOB(client)
-				relay.InlineOOB(up)
-				var wg sync.WaitGroup
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if relay.CopyHalf(up, client, nop) != nil {
-						client.Close()
-						up.Close()
-					}
-				}()
-				if relay.CopyHalf(client, up, nop) != nil {
+				defer wg.Done()
+				if relay.CopyHalf(up, client, nop) != nil {
 					client.Close()
 					up.Close()
 				}
-				wg.Wait()
 			}()
-		}
-	}()
+			if relay.CopyHalf(client, up, nop) != nil {
+				client.Close()
+				up.Close()
+			}
+			wg.Wait()
+		}()
+	})
 	return ln.Addr().String(), func() { ln.Close() }, nil
+}
+
+// acceptLoop hands each connection ln accepts to handle, until ln closes;
+// out of descriptors, it waits, as net/http does.
+func acceptLoop(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return
+		}
+		handle(c)
+	}
 }
 
 type nopCounter struct{}
