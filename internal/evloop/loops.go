@@ -106,9 +106,10 @@ func (h Handle) Close(r Reason) {
 
 // Proxy hands c to a loop, which proxies it to the targets s offers, with
 // the timeouts t. From then on the loop owns the socket (c.Close does
-// nothing) and every outcome reaches s, Done last. An error means that no
-// loop took c (it was converted or closed, or the pool has exited): c is
-// still the caller's.
+// nothing) and every outcome reaches s, Done last; s's methods may run
+// before Proxy returns, so set s up before the call. An error means that
+// no loop took c (it was converted or closed, or the pool has exited): c
+// is still the caller's.
 func (ls *Loops) Proxy(c *Conn, s Session, t Timeouts) (Handle, error) {
 	if err := c.take(); err != nil {
 		return Handle{}, err

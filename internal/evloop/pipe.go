@@ -16,8 +16,9 @@ type pipe struct {
 }
 
 // pipeSize is the size asked for, as Go's splice does. Beyond the user's
-// pipe quota (fs.pipe-user-pages-soft) the kernel refuses and the pipe
-// keeps its default size (64 KiB): splices are then that small.
+// pipe quota (fs.pipe-user-pages-soft, unless privileged) the kernel
+// refuses and the pipe keeps its size (64 KiB, 8 KiB once over the quota):
+// splices are then that small.
 const pipeSize = 1 << 20
 
 func newPipe() (pipe, error) {
