@@ -145,20 +145,7 @@ func serveRelay(target string) (string, func(), error) {
 			defer up.Close()
 			relay.InlineOOB(client)
 			relay.InlineOOB(up)
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if relay.CopyHalf(up, client, nop) != nil {
-					client.Close()
-					up.Close()
-				}
-			}()
-			if relay.CopyHalf(client, up, nop) != nil {
-				client.Close()
-				up.Close()
-			}
-			wg.Wait()
+			relay.New(client, up, relay.Timeouts{}, time.Now(), nop, nop).Run()
 		}()
 	})
 	return ln.Addr().String(), func() { ln.Close() }, nil
