@@ -296,7 +296,7 @@ func BenchmarkConnectionTimersOn(b *testing.B) {
 // once a third of a full send buffer is free: the bytes that reach the
 // client meanwhile must count as traffic.
 func TestSlowReaderIsNotIdle(t *testing.T) {
-	const idle = 500 * time.Millisecond
+	const idle = time.Second
 	// A small receive buffer from the start: the client's window opens a
 	// few KiB at a time, as on a slow link.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -335,7 +335,7 @@ func TestSlowReaderIsNotIdle(t *testing.T) {
 	buf := make([]byte, 4<<10)
 	var got int
 	start := time.Now()
-	for time.Since(start) < 8*idle {
+	for time.Since(start) < 5*idle {
 		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := io.ReadFull(client, buf)
 		got += n
@@ -362,9 +362,9 @@ func TestQuietConnectionClosesOnTime(t *testing.T) {
 	if r := waitReason(t, done, 5*time.Second); r != IdleTimeout {
 		t.Fatalf("reason %v, want idle_timeout", r)
 	}
-	// T + 2T/checksPerTimeout, and as much again for a loaded machine.
-	if took := time.Since(start); took < idle || took > idle+4*idle/checksPerTimeout {
-		t.Errorf("closed after %s, want between %s and %s", took, idle, idle+4*idle/checksPerTimeout)
+	// T + 2T/checksPerTimeout, and a generous margin for a loaded machine.
+	if took := time.Since(start); took < idle || took > 2*idle {
+		t.Errorf("closed after %s, want between %s and %s", took, idle, 2*idle)
 	} else {
 		t.Logf("closed after %s (idle_timeout %s)", took.Round(time.Millisecond), idle)
 	}
