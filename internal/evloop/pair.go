@@ -32,6 +32,9 @@ type pair struct {
 	phase      phase
 	kaSet      bool // keepalive is set on the target's socket
 	queued     bool // in l.again
+	// sampled is the wheel tick (plus one; 0: none) of the last progress
+	// look, which sampled each direction's acked (see progress.go).
+	sampled uint32
 }
 
 type phase uint8
@@ -242,6 +245,8 @@ func (l *loop) expire(c *Conn) {
 		c.p.kaSet = true
 		_ = setKeepAlive(int(c.p.ufd), c.p.t.KeepAlive) // an error here shows in the I/O
 		l.schedule(c)
+	case (r == IdleTimeout || r == HalfCloseTimeout) && !l.progressLook(c, r):
+		// Bytes are still leaving for a slow reader: filed again.
 	default:
 		l.finish(c, r)
 	}

@@ -36,11 +36,12 @@ type half struct {
 	pend   []byte         // to write before reading more: the preamble, or parked bytes
 	pooled *[bufSize]byte // pend's buffer, from parkPool
 	pp     pipe           // a parked pipe, holding piped bytes
+	piped  int32          // bytes in pp; 0: no pipe
 	n      int64          // bytes delivered
 	last   int64          // loop clock when a byte last moved
-	piped  int32          // bytes in pp; 0: no pipe
 	free   int32          // leading bytes of pend that are not the client's (the preamble)
 	burst  int32          // bytes moved since the source was last found empty, up to bufSize
+	acked  uint32         // the destination's tcpi_bytes_acked at the last progress look (low bits)
 	eof    bool           // the source ended and the end was passed on
 	bulk   bool           // bursts fill the buffer: splice them
 }

@@ -60,6 +60,9 @@ func (*Loops) Proxy(*Conn, Session, Timeouts) (Handle, error) {
 // CloseAll does nothing outside Linux.
 func (*Loops) CloseAll(Reason) {}
 
+// CloseWhere does nothing outside Linux.
+func (*Loops) CloseWhere(Reason, func(Session) bool) int { return 0 }
+
 // Active is 0 outside Linux.
 func (*Loops) Active() int { return 0 }
 
