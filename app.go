@@ -14,6 +14,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 )
 
@@ -42,8 +43,13 @@ type App struct {
 	// planned in Start, routed last thing in Start, given up in Stop.
 	claims []plannedClaim
 
+	// loops is the event-loop pool the app's handlers hand connections
+	// to (datapath.go): acquired in Start, released in Stop; nil when
+	// every connection takes the goroutine path.
+	loops *evloop.Loops
+
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the health checks and the history sampler
+	wg      sync.WaitGroup // the health checks, the history sampler, the name lookups
 	sampled atomic.Int64   // the newest history slot sampled (history.go)
 	logger  *zap.Logger
 }
@@ -184,6 +190,12 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.watchDNS(ctx)
+	a.loops = loopPools.acquire()
+	for _, r := range a.running {
+		if len(r.set.named) > 0 {
+			a.wg.Go(func() { r.set.resolveNames(ctx) })
+		}
+	}
 	if err := a.l4.Start(); err != nil {
 		return a.abortStart(cancel, err)
 	}
@@ -213,6 +225,7 @@ func (a *App) abortStart(cancel context.CancelFunc, err error) error {
 	a.releaseSockets()
 	cancel()
 	a.wg.Wait()
+	loopPools.release(a.loops)
 	return err
 }
 
@@ -266,6 +279,9 @@ func (a *App) Stop() error {
 				zap.Duration("grace_period", grace), zap.Int("connections", cut))
 		}
 	}
+	// The loops exit once no config holds them and their connections
+	// have ended: a reload cuts nothing.
+	loopPools.release(a.loops)
 	return nil
 }
 

@@ -78,6 +78,7 @@ func (s *appState) clientLimiter(l clientlimit.Limits) (*clientlimit.Limiter, er
 func (h *Handler) admit(s *session) (reason history.Reason, refused, acquired bool) {
 	cc := &h.clients
 	if cc.trusted != nil && cc.trusted.Contains(s.client.Addr()) {
+		s.headerRead = true
 		if err := h.readProxyHeader(s); err != nil {
 			h.logger.Debug("bad PROXY header", zap.String("app", h.App),
 				zap.Stringer("remote", s.cx.RemoteAddr()), zap.Error(err))

@@ -77,18 +77,37 @@ func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) 
 func (c *Conn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if a := c.localLocked(); a.IsValid() {
+		return net.TCPAddrFromAddrPort(a)
+	}
+	if c.state == stateConverted {
+		return c.ext.tc.LocalAddr()
+	}
+	return &net.TCPAddr{}
+}
+
+// LocalAddrPort is LocalAddr without allocating: the zero AddrPort when
+// it cannot be known (see LocalAddr).
+func (c *Conn) LocalAddrPort() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.localLocked(); a.IsValid() || c.state != stateConverted {
+		return a
+	}
+	if ta, ok := c.ext.tc.LocalAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// localLocked asks the socket for its address once, while it is ours.
+func (c *Conn) localLocked() netip.AddrPort {
 	if !c.local.IsValid() && c.state == stateOpen {
 		if sa, err := syscall.Getsockname(int(c.fd)); err == nil { // see Listener.Accept
 			c.local = addrPort(sa)
 		}
 	}
-	if !c.local.IsValid() {
-		if c.state == stateConverted {
-			return c.ext.tc.LocalAddr()
-		}
-		return &net.TCPAddr{}
-	}
-	return net.TCPAddrFromAddrPort(c.local)
+	return c.local
 }
 
 // Read converts the connection (see Conn) and reads from it.

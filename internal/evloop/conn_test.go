@@ -67,6 +67,9 @@ func TestConnAddresses(t *testing.T) {
 	if got, want := c.LocalAddr().String(), ln.Addr().String(); got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
+	if got, want := c.LocalAddrPort().String(), ln.Addr().String(); got != want {
+		t.Errorf("LocalAddrPort %s, want %s", got, want)
+	}
 	if d := time.Since(c.AcceptedAt()); d < 0 || d > 5*time.Second {
 		t.Errorf("AcceptedAt is %v ago, want just now", d)
 	}

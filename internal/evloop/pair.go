@@ -285,15 +285,17 @@ func (c *Conn) deadline() (int64, Reason) {
 			consider(p.dialAt+int64(p.t.DialTimeout), dialTimedOut)
 		}
 	case relaying:
-		if p.to.Idle > 0 {
-			consider(max(p.dir[up].last, p.dir[down].last)+int64(p.to.Idle), IdleTimeout)
-		}
+		// Half-close first: when both fall due together, it is the more
+		// precise reason. A direction's end counts as traffic for idle.
 		if p.to.HalfClose > 0 && p.dir[up].eof != p.dir[down].eof {
 			open := up
 			if p.dir[up].eof {
 				open = down
 			}
 			consider(max(p.dir[open].last, p.halfAt)+int64(p.to.HalfClose), HalfCloseTimeout)
+		}
+		if p.to.Idle > 0 {
+			consider(max(p.dir[up].last, p.dir[down].last, p.halfAt)+int64(p.to.Idle), IdleTimeout)
 		}
 		if p.t.KeepAlive.Enable && !p.kaSet {
 			consider(p.dialAt+int64(keepAliveDelay), keepAliveDue)

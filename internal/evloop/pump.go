@@ -31,6 +31,11 @@ var parkPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 // parked counts the parked buffers and pipes (for tests).
 var parked atomic.Int64
 
+// SplicedBytes counts the bytes every loop has moved by splice, so that
+// tests (and a debugger) can tell that bulk takes it. One atomic add per
+// splice step of up to a pipe's size.
+var SplicedBytes atomic.Uint64
+
 // half is one direction of a connection.
 type half struct {
 	pend   []byte         // to write before reading more: the preamble, or parked bytes
@@ -179,6 +184,7 @@ func (l *loop) spliceStep(c *Conn, d int) bool {
 		return l.noBytes(c, d, err, true)
 	}
 	w, err := rawSplice(int(l.pipe.r), c.sock(dst), n)
+	SplicedBytes.Add(uint64(n))
 	if w < n {
 		// The pipe must be empty for the next connection.
 		rest := n - max(w, 0)

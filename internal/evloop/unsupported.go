@@ -25,6 +25,9 @@ type Conn struct{ net.Conn }
 // RemoteAddrPort returns the client's address.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return netip.AddrPort{} }
 
+// LocalAddrPort returns the zero AddrPort.
+func (c *Conn) LocalAddrPort() netip.AddrPort { return netip.AddrPort{} }
+
 // AcceptedAt returns the zero time.
 func (c *Conn) AcceptedAt() time.Time { return time.Time{} }
 
