@@ -99,19 +99,9 @@ func TestConcurrentRecordAndSnapshot(t *testing.T) {
 	app := NewApp()
 	targets := []*Target{NewTarget(), NewTarget(), NewTarget()}
 	const rounds = 300
-	var wg sync.WaitGroup
-	for range 2 { // two configs' samplers over the same rings
-		wg.Go(func() {
-			for k := range rounds {
-				for _, tg := range targets {
-					tg.Record(at(k, 0), Sample{Connections: uint64(k + 1), Active: 1}, app)
-				}
-				app.Record(at(k, 0), 3, Rejections{Denied: uint64(k)})
-			}
-		})
-	}
+	var readers sync.WaitGroup
 	for range 2 {
-		wg.Go(func() {
+		readers.Go(func() {
 			for range rounds {
 				for _, tg := range targets {
 					_ = tg.Snapshot()
@@ -121,7 +111,22 @@ func TestConcurrentRecordAndSnapshot(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	// Two configs' samplers over the same rings, racing within each slot
+	// as they do on a reload (both tick on the wall clock's slots, so they
+	// are never more than a slot apart).
+	for k := range rounds {
+		var samplers sync.WaitGroup
+		for range 2 {
+			samplers.Go(func() {
+				for _, tg := range targets {
+					tg.Record(at(k, 0), Sample{Connections: uint64(k + 1), Active: 1}, app)
+				}
+				app.Record(at(k, 0), 3, Rejections{Denied: uint64(k)})
+			})
+		}
+		samplers.Wait()
+	}
+	readers.Wait()
 	s := app.Snapshot()
 	if s.Recorded != Slots {
 		t.Errorf("recorded = %d, want %d", s.Recorded, Slots)
