@@ -34,6 +34,9 @@ type session struct {
 	// headerRead: the PROXY header was read (the connection is no longer
 	// a bare socket a loop can take).
 	headerRead bool
+	// localPort is the port the client connected to, when there is no
+	// cx to ask (a connection from the accept loop, acceptDirect).
+	localPort int
 }
 
 // addrPort is a TCP address as a netip.AddrPort, an IPv4-mapped IPv6
@@ -101,7 +104,9 @@ type entry struct {
 func (s *session) fields(reason string) *entry {
 	e := &entry{client: s.client, target: s.target, attempts: s.attempts, duration: time.Since(s.accepted),
 		bytesUp: s.bytesUp, bytesDown: s.bytesDown, reason: reason}
-	if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
+	if s.cx == nil {
+		e.localPort = s.localPort
+	} else if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
 		e.localPort = a.Port
 	}
 	if s.target != nil {

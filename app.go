@@ -38,7 +38,8 @@ type App struct {
 
 	// appListeners are the sockets behind each "tcpproxy-app" address
 	// (listener_app.go), by appListenerKey; set in Start.
-	appListeners map[string][]*sharedSocket
+	appListeners    map[string][]*sharedSocket
+	appListenerApps map[string]string // the app of each appListeners key
 	// claims are the ports this config steers to sk_lookup sockets:
 	// planned in Start, routed last thing in Start, given up in Stop.
 	claims []plannedClaim
@@ -47,6 +48,11 @@ type App struct {
 	// to (datapath.go): acquired in Start, released in Stop; nil when
 	// every connection takes the goroutine path.
 	loops *evloop.Loops
+	// handlers are the handlers the app generated, by app name, which
+	// register in their Provision; listens says which one serves each
+	// listen address, for the sockets' direct hand-over (listener.go).
+	handlers map[string]*Handler
+	listens  []listenRoute
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // the health checks, the history sampler, the name lookups
@@ -99,7 +105,48 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// Provisioned in Go, not loaded as a module: a loaded "layer4" app would
 	// be started and stopped by Caddy too, and replace a user's own.
 	a.l4 = &layer4.App{Servers: servers}
-	return a.l4.Provision(withManagingApp(ctx, a))
+	a.handlers = make(map[string]*Handler, len(a.Apps))
+	if err := a.l4.Provision(withManagingApp(ctx, a)); err != nil {
+		return err
+	}
+	return a.routeListens()
+}
+
+// listenRoute is a range of ports on one host of the "tcpproxy" network
+// and the handler of the app that listens there.
+type listenRoute struct {
+	host   string
+	lo, hi uint
+	h      *Handler
+}
+
+// routeListens records which handler serves each of the apps' listen
+// addresses on the "tcpproxy" network, as layer4 will ask for them.
+func (a *App) routeListens() error {
+	for _, app := range a.Apps {
+		if app.steered() {
+			continue // its listeners are found by app (listenApp)
+		}
+		for _, addr := range app.listenAddrs() {
+			na, err := caddy.ParseNetworkAddress(addr)
+			if err != nil {
+				return fmt.Errorf("app %q: %v", app.Name, err)
+			}
+			a.listens = append(a.listens, listenRoute{na.Host, na.StartPort, na.EndPort, a.handlers[app.Name]})
+		}
+	}
+	return nil
+}
+
+// directFor returns how the socket of host:port hands connections to the
+// app's loops without a layer4 goroutine (see view.direct), or nil.
+func (a *App) directFor(host string, port uint) func(net.Conn) bool {
+	for _, r := range a.listens {
+		if r.host == host && r.lo <= port && port <= r.hi && r.h != nil {
+			return r.h.acceptDirect
+		}
+	}
+	return nil
 }
 
 // targetSet returns the target set of the app named name in this config,

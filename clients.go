@@ -85,6 +85,13 @@ func (h *Handler) admit(s *session) (reason history.Reason, refused, acquired bo
 			return reasonBadProxyHeader, true, false
 		}
 	}
+	return h.admitClient(s)
+}
+
+// admitClient runs the checks of admit that follow the PROXY header:
+// deny and allow, then the per-client limits.
+func (h *Handler) admitClient(s *session) (reason history.Reason, refused, acquired bool) {
+	cc := &h.clients
 	ip := s.client.Addr()
 	if cc.deny.Contains(ip) || cc.allow != nil && !cc.allow.Contains(ip) {
 		return reasonDenied, true, false

@@ -126,6 +126,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.state = acquireAppState(h.App)
 	if managed {
 		h.set = app.targetSet(h.App)
+		app.handlers[h.App] = h
 	}
 	if h.set == nil {
 		set, err := newTargetSet(h.App, h.cfg, &h.state.next)

@@ -65,7 +65,16 @@ func listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return forLoops(ln)
+	if ln, err = forLoops(ln); err != nil {
+		return nil, err
+	}
+	if el, ok := ln.(*evloop.Listener); ok {
+		// A per-port socket gets only connections to its own address
+		// (sk_lookup steers to steered sockets only): when that is one
+		// IP address, a connection's local address costs no getsockname.
+		el.AssumeLocalAddr()
+	}
+	return ln, nil
 }
 
 // forLoops makes ln, a new listening socket, accept *evloop.Conn (see
@@ -209,18 +218,23 @@ func (p *socketPool) addRefs(socks []*sharedSocket) {
 }
 
 // listenShared is the caddy.ListenerFunc of the "tcpproxy" network.
-func listenShared(_ context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+func listenShared(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
 	start, _, _ := strings.Cut(portRange, "-")
 	port, err := strconv.Atoi(start)
 	if err != nil {
 		return nil, fmt.Errorf("%s network: invalid port %q", listenNetwork, portRange)
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port+int(portOffset)))
+	port += int(portOffset)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	s, err := sockets.acquire(addr)
 	if err != nil {
 		return nil, err
 	}
-	return newView(s), nil
+	v := newView(s)
+	if a, ok := ctx.Value(managingAppKey{}).(*App); ok {
+		v.direct = a.directFor(host, uint(port))
+	}
+	return v, nil
 }
 
 // acceptLoop accepts until the socket closes and hands each connection to
@@ -360,6 +374,9 @@ func (s *sharedSocket) deliver(conn net.Conn) {
 				return
 			}
 		}
+		if v.direct != nil && v.direct(conn) {
+			return
+		}
 		select {
 		case v.conns <- conn:
 			return
@@ -410,6 +427,11 @@ type view struct {
 	conns   chan net.Conn
 	done    chan struct{}
 	once    sync.Once
+	// direct, for a view of the tcpproxy app's own, hands a connection
+	// straight to an event loop from the accept loop's goroutine
+	// (Handler.acceptDirect): no channel, no layer4 goroutine. false:
+	// the layer4 server takes it as usual.
+	direct func(net.Conn) bool
 }
 
 // Accept returns the next connection the sockets hand to this view.

@@ -1,7 +1,9 @@
 package tcpproxy
 
 import (
+	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +66,67 @@ var processStart = time.Now()
 
 // sinceStart reads the monotonic clock cheaply.
 func sinceStart() int64 { return int64(time.Since(processStart)) }
+
+// acceptDirect serves a connection of the app's sockets from their accept
+// loop's goroutine, before any layer4 goroutine exists (view.direct): the
+// client checks, max_connections, and the hand-over to a loop, none of
+// which waits. It returns false, having counted nothing, for a
+// connection the loops cannot take (a PROXY header to read first, names
+// not looked up yet, no loops): the layer4 server then serves it as
+// usual. A rejected client is closed here, its log lines queued.
+func (h *Handler) acceptDirect(conn net.Conn) (handled bool) {
+	ec, ok := conn.(*evloop.Conn)
+	if !ok || !h.set.resolved.Load() {
+		return false
+	}
+	client := unmapped(ec.RemoteAddrPort())
+	if cc := &h.clients; cc.trusted != nil && cc.trusted.Contains(client.Addr()) {
+		return false // its PROXY header is read on a goroutine
+	}
+	ls := h.loops()
+	if ls == nil {
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.logger.Error("panic while handing a connection to a loop",
+				zap.String("app", h.App), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			_ = ec.Close()
+			handled = true
+		}
+	}()
+	h.checksOnce.Do(h.start)
+	s := session{accepted: ec.AcceptedAt(), client: client, localPort: int(ec.LocalAddrPort().Port())}
+	st := h.state
+	reason, refused, acquired := h.admitClient(&s)
+	if !refused {
+		if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
+			st.active.Add(-1)
+			if acquired {
+				h.clients.limiter.Release(client.Addr())
+			}
+			reason, refused = reasonMaxConnections, true
+		}
+	}
+	if refused {
+		st.countRejection(reason)
+		_ = ec.Close()
+		if h.access != nil {
+			rs := new(session) // only here: s stays on the stack
+			*rs = s
+			offLoop.put(logFunc(func() { h.logRejected(rs, reason) }))
+		}
+		return true
+	}
+	if h.proxyOnLoop(ls, ec, &s, acquired) {
+		return true
+	}
+	st.active.Add(-1) // no loop took it: layer4 serves it, with its own checks
+	if acquired {
+		h.clients.limiter.Release(client.Addr())
+	}
+	return false
+}
 
 // proxyOnLoop hands ec to a loop with a new loopConn; false if no loop
 // took it (ec is then still the caller's, for the goroutine path).

@@ -27,8 +27,8 @@ var ErrConverted = errors.New("evloop: connection was converted to a *net.TCPCon
 // listener's under sk_lookup). Deadlines are only recorded until the
 // connection is converted. Close closes the socket, unless a loop owns it.
 //
-// Read and Write are the rare case (something before the proxy handler
-// reads, such as a caddy-l4 matcher): the first one converts the socket
+// Read, Write and CloseWrite are the rare case (something before the
+// proxy handler reads, such as a caddy-l4 matcher): the first one converts the socket
 // into a *net.TCPConn registered with the netpoller, about a dozen system
 // calls (dup, two epoll_ctl, getsockopt, getsockname, getpeername, close,
 // and Go's TCP_NODELAY and keepalive defaults), and delegates to it.
@@ -126,6 +126,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return tc.Write(b)
+}
+
+// CloseWrite converts the connection (see Conn) and shuts down its
+// writing side: the half-close a copy passes on.
+func (c *Conn) CloseWrite() error {
+	tc, err := c.TCPConn()
+	if err != nil {
+		return err
+	}
+	return tc.CloseWrite()
 }
 
 // Close closes the socket. Once a loop owns it, Close does nothing: the

@@ -31,6 +31,9 @@ func (c *Conn) LocalAddrPort() netip.AddrPort { return netip.AddrPort{} }
 // AcceptedAt returns the zero time.
 func (c *Conn) AcceptedAt() time.Time { return time.Time{} }
 
+// CloseWrite is unsupported outside Linux.
+func (c *Conn) CloseWrite() error { return errors.ErrUnsupported }
+
 // TCPConn is unsupported outside Linux.
 func (c *Conn) TCPConn() (*net.TCPConn, error) { return nil, errors.ErrUnsupported }
 
@@ -39,6 +42,9 @@ type Listener struct{ net.Listener }
 
 // NewListener is unsupported outside Linux.
 func NewListener(*net.TCPListener) (*Listener, error) { return nil, errors.ErrUnsupported }
+
+// AssumeLocalAddr does nothing outside Linux.
+func (l *Listener) AssumeLocalAddr() {}
 
 // SyscallConn is unsupported outside Linux.
 func (l *Listener) SyscallConn() (syscall.RawConn, error) { return nil, errors.ErrUnsupported }
