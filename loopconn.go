@@ -29,13 +29,12 @@ import (
 // lines of a target changing state are queued the same way.
 type loopConn struct {
 	h        *Handler
-	conn     *evloop.Conn   // for AcceptedAt
-	client   netip.AddrPort // as the access log shows it (IPv4 unmapped)
-	preamble []byte         // the PROXY header for the target, or nil
+	conn     *evloop.Conn // the client's address, when it was accepted
+	preamble []byte       // the PROXY header for the target, or nil
 
-	cur    *target          // being dialled
-	addrs  []netip.AddrPort // cur's addresses (its resolution)
-	target *target          // connected to; nil if none was reached
+	cur    *target     // being dialled
+	res    *resolution // cur's addresses
+	target *target     // connected to; nil if none was reached
 
 	dialStart          int64 // sinceStart of the first dial
 	connect, duration  time.Duration
@@ -144,7 +143,7 @@ func (h *Handler) proxyOnLoop(ls *evloop.Loops, ec *evloop.Conn, s *session, acq
 		c = new(loopConn)
 		c.localPort = ec.LocalAddrPort().Port()
 	}
-	c.h, c.conn, c.client, c.acquired = h, ec, s.client, acquired
+	c.h, c.conn, c.acquired = h, ec, acquired
 	// The loop may call c's methods before Proxy returns: c is set up.
 	if _, err := ls.Proxy(ec, c, h.loopTimeouts); err != nil {
 		return false
@@ -159,14 +158,14 @@ func (c *loopConn) Next() (evloop.Target, bool) {
 	if c.local {
 		return c.giveUp()
 	}
-	if c.cur != nil && int(c.next) < len(c.addrs) {
+	if c.cur != nil && int(c.next) < len(c.res.addrs) {
 		c.next++
-		return c.dialTarget(c.addrs[c.next-1]), true
+		return c.dialTarget(c.res.addrs[c.next-1]), true
 	}
 	h := c.h
 	for int(c.picks) < len(h.set.current()) {
 		c.picks++
-		n := h.set.bal.Pick(c.client.Addr())
+		n := h.set.bal.Pick(c.client().Addr())
 		if n == nil {
 			break
 		}
@@ -186,7 +185,7 @@ func (c *loopConn) Next() (evloop.Target, bool) {
 			c.dialStart = sinceStart()
 		}
 		c.attempts++
-		c.cur, c.addrs, c.next = t, res.addrs, 1
+		c.cur, c.res, c.next = t, res, 1
 		if len(res.addrs) == 0 {
 			c.targetFailed(res.err) // the name's lookup failed: as a failed dial
 			continue
@@ -211,6 +210,10 @@ func (c *loopConn) giveUp() (evloop.Target, bool) {
 	}
 	return evloop.Target{}, false
 }
+
+// client is the client's address, as the access log shows it (IPv4
+// unmapped). Not kept apart: an idle connection costs its loopConn.
+func (c *loopConn) client() netip.AddrPort { return unmapped(c.conn.RemoteAddrPort()) }
 
 // dialTarget is the address addr of the target being dialled, with the
 // handler's settings.
@@ -238,7 +241,7 @@ func (c *loopConn) DialFailed(_ evloop.Target, err error) {
 		}
 		return
 	}
-	if int(c.next) < len(c.addrs) {
+	if int(c.next) < len(c.res.addrs) {
 		return // Next offers the target's next address
 	}
 	c.targetFailed(err)
@@ -294,7 +297,7 @@ func (c *loopConn) Done(r relay.Reason, up, down int64) {
 		st.m.duration.Observe(c.duration.Seconds())
 	}
 	if c.acquired {
-		h.clients.limiter.Release(c.client.Addr())
+		h.clients.limiter.Release(c.client().Addr())
 	}
 	st.active.Add(-1)
 	if h.access != nil {
@@ -313,7 +316,7 @@ func (c *loopConn) writeLog() {
 	if ce == nil {
 		return
 	}
-	e := entry{client: c.client, localPort: int(c.localPort), target: c.target, attempts: int(c.attempts),
+	e := entry{client: c.client(), localPort: int(c.localPort), target: c.target, attempts: int(c.attempts),
 		duration: c.duration, bytesUp: c.bytesUp, bytesDown: c.bytesDown, reason: reason}
 	if c.target != nil {
 		e.connect = c.connect
