@@ -237,7 +237,9 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.watchDNS(ctx)
-	a.loops = loopPools.acquire()
+	if len(a.Apps) > 0 {
+		a.loops = loopPools.acquire()
+	}
 	for _, r := range a.running {
 		if len(r.set.named) > 0 {
 			a.wg.Go(func() { r.set.resolveNames(ctx) })
