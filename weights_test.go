@@ -200,14 +200,26 @@ func TestIPHashKeepsClientsAndMovesOnlyTheDepartedTargetsClients(t *testing.T) {
 // and body.
 func setTargetState(t testing.TB, adminAddr, body string) (int, string) {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Post("http://"+adminAddr+"/tcpproxy/targets", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST /tcpproxy/targets: %v", err)
+	// Right after a reload Caddy replaces its admin server, which resets
+	// a connection now and then (see adminRequest): those are retried,
+	// on a new connection; setting a state twice is harmless.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Post("http://"+adminAddr+"/tcpproxy/targets", "application/json", strings.NewReader(body))
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil {
+				return resp.StatusCode, string(b)
+			}
+			err = rerr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST /tcpproxy/targets: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func mustSetState(t testing.TB, adminAddr, app, target, state string, close bool) {
