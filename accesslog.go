@@ -31,6 +31,12 @@ type session struct {
 	// early are client bytes read along with its PROXY header: they go
 	// to the target before the relay starts.
 	early []byte
+	// headerRead: the PROXY header was read (the connection is no longer
+	// a bare socket a loop can take).
+	headerRead bool
+	// localPort is the port the client connected to, when there is no
+	// cx to ask (a connection from the accept loop, acceptDirect).
+	localPort int
 }
 
 // addrPort is a TCP address as a netip.AddrPort, an IPv4-mapped IPv6
@@ -59,7 +65,7 @@ func (h *Handler) logClosed(s *session) {
 		return
 	}
 	if ce := h.access.Check(zapcore.InfoLevel, "connection closed"); ce != nil {
-		h.writeEntry(ce, s, s.reason.String())
+		h.writeEntry(ce, s.fields(s.reason.String()))
 	}
 }
 
@@ -69,42 +75,67 @@ func (h *Handler) logRejected(s *session, reason history.Reason) {
 	if h.access == nil {
 		return
 	}
-	level := zapcore.InfoLevel
-	if reason == reasonNoHealthyTarget || reason == reasonDialFailed {
-		level = zapcore.WarnLevel
-	}
-	if ce := h.access.Check(level, "connection closed"); ce != nil {
-		h.writeEntry(ce, s, reason.String())
+	if ce := h.access.Check(rejectionLevel(reason), "connection closed"); ce != nil {
+		h.writeEntry(ce, s.fields(reason.String()))
 	}
 }
 
-// writeEntry writes the fields of SPEC.md's access log.
-func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, s *session, reason string) {
-	var remoteIP string
-	if s.client.IsValid() {
-		remoteIP = s.client.Addr().String()
+// rejectionLevel is the level of a rejected client's entry.
+func rejectionLevel(reason history.Reason) zapcore.Level {
+	if reason == reasonNoHealthyTarget || reason == reasonDialFailed {
+		return zapcore.WarnLevel
 	}
-	var localPort int
-	if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
-		localPort = a.Port
+	return zapcore.InfoLevel
+}
+
+// entry is what the access log says of one client connection, gathered
+// from either data path's record of it.
+type entry struct {
+	client             netip.AddrPort
+	localPort          int
+	target             *target // nil if none was reached
+	attempts           int
+	connect, duration  time.Duration
+	bytesUp, bytesDown int64
+	reason             string
+}
+
+// fields gathers the entry of a connection of the goroutine path.
+func (s *session) fields(reason string) *entry {
+	e := &entry{client: s.client, target: s.target, attempts: s.attempts, duration: time.Since(s.accepted),
+		bytesUp: s.bytesUp, bytesDown: s.bytesDown, reason: reason}
+	if s.cx == nil {
+		e.localPort = s.localPort
+	} else if a, ok := s.cx.LocalAddr().(*net.TCPAddr); ok {
+		e.localPort = a.Port
+	}
+	if s.target != nil {
+		e.connect = s.connected.Sub(s.dialStart)
+	}
+	return e
+}
+
+// writeEntry writes the fields of SPEC.md's access log.
+func (h *Handler) writeEntry(ce *zapcore.CheckedEntry, e *entry) {
+	var remoteIP string
+	if e.client.IsValid() {
+		remoteIP = e.client.Addr().String()
 	}
 	var target string
-	var connect time.Duration
-	if s.target != nil {
-		target = s.target.addr
-		connect = s.connected.Sub(s.dialStart)
+	if e.target != nil {
+		target = e.target.addr
 	}
 	ce.Write(
 		zap.String("app", h.App),
 		zap.String("remote_ip", remoteIP),
-		zap.Int("remote_port", int(s.client.Port())),
-		zap.Int("local_port", localPort),
+		zap.Int("remote_port", int(e.client.Port())),
+		zap.Int("local_port", e.localPort),
 		zap.String("target", target),
-		zap.Int("attempts", s.attempts),
-		zap.Duration("connect_duration", connect),
-		zap.Duration("duration", time.Since(s.accepted)),
-		zap.Int64("bytes_received", s.bytesUp),
-		zap.Int64("bytes_sent", s.bytesDown),
-		zap.String("reason", reason),
+		zap.Int("attempts", e.attempts),
+		zap.Duration("connect_duration", e.connect),
+		zap.Duration("duration", e.duration),
+		zap.Int64("bytes_received", e.bytesUp),
+		zap.Int64("bytes_sent", e.bytesDown),
+		zap.String("reason", e.reason),
 	)
 }

@@ -49,7 +49,7 @@ func handleTargets(w http.ResponseWriter, r *http.Request) error {
 	changed := t.setState(state)
 	closed := 0
 	if state == stateMaint && req.Close {
-		closed = live.closeWhere(relay.Admin, func(c *liveConn) bool { return c.target == t })
+		closed = live.closeTarget(relay.Admin, t)
 	}
 	if changed || closed > 0 {
 		caddy.Log().Named("tcpproxy").Info("target state set", zap.String("app", t.app),

@@ -14,6 +14,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 )
 
@@ -37,13 +38,24 @@ type App struct {
 
 	// appListeners are the sockets behind each "tcpproxy-app" address
 	// (listener_app.go), by appListenerKey; set in Start.
-	appListeners map[string][]*sharedSocket
+	appListeners    map[string][]*sharedSocket
+	appListenerApps map[string]string // the app of each appListeners key
 	// claims are the ports this config steers to sk_lookup sockets:
 	// planned in Start, routed last thing in Start, given up in Stop.
 	claims []plannedClaim
 
+	// loops is the event-loop pool the app's handlers hand connections
+	// to (datapath.go): acquired in Start, released in Stop; nil when
+	// every connection takes the goroutine path.
+	loops *evloop.Loops
+	// handlers are the handlers the app generated, by app name, which
+	// register in their Provision; listens says which one serves each
+	// listen address, for the sockets' direct hand-over (listener.go).
+	handlers map[string]*Handler
+	listens  []listenRoute
+
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the health checks and the history sampler
+	wg      sync.WaitGroup // the health checks, the history sampler, the name lookups
 	sampled atomic.Int64   // the newest history slot sampled (history.go)
 	logger  *zap.Logger
 }
@@ -93,7 +105,48 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// Provisioned in Go, not loaded as a module: a loaded "layer4" app would
 	// be started and stopped by Caddy too, and replace a user's own.
 	a.l4 = &layer4.App{Servers: servers}
-	return a.l4.Provision(withManagingApp(ctx, a))
+	a.handlers = make(map[string]*Handler, len(a.Apps))
+	if err := a.l4.Provision(withManagingApp(ctx, a)); err != nil {
+		return err
+	}
+	return a.routeListens()
+}
+
+// listenRoute is a range of ports on one host of the "tcpproxy" network
+// and the handler of the app that listens there.
+type listenRoute struct {
+	host   string
+	lo, hi uint
+	h      *Handler
+}
+
+// routeListens records which handler serves each of the apps' listen
+// addresses on the "tcpproxy" network, as layer4 will ask for them.
+func (a *App) routeListens() error {
+	for _, app := range a.Apps {
+		if app.steered() {
+			continue // its listeners are found by app (listenApp)
+		}
+		for _, addr := range app.listenAddrs() {
+			na, err := caddy.ParseNetworkAddress(addr)
+			if err != nil {
+				return fmt.Errorf("app %q: %v", app.Name, err)
+			}
+			a.listens = append(a.listens, listenRoute{na.Host, na.StartPort, na.EndPort, a.handlers[app.Name]})
+		}
+	}
+	return nil
+}
+
+// directFor returns how the socket of host:port hands connections to the
+// app's loops without a layer4 goroutine (see view.direct), or nil.
+func (a *App) directFor(host string, port uint) func(net.Conn) bool {
+	for _, r := range a.listens {
+		if r.host == host && r.lo <= port && port <= r.hi && r.h != nil {
+			return r.h.acceptDirect
+		}
+	}
+	return nil
 }
 
 // targetSet returns the target set of the app named name in this config,
@@ -184,6 +237,14 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.watchDNS(ctx)
+	if len(a.Apps) > 0 {
+		a.loops = loopPools.acquire()
+	}
+	for _, r := range a.running {
+		if len(r.set.named) > 0 {
+			a.wg.Go(func() { r.set.resolveNames(ctx) })
+		}
+	}
 	if err := a.l4.Start(); err != nil {
 		return a.abortStart(cancel, err)
 	}
@@ -213,6 +274,7 @@ func (a *App) abortStart(cancel context.CancelFunc, err error) error {
 	a.releaseSockets()
 	cancel()
 	a.wg.Wait()
+	loopPools.release(a.loops)
 	return err
 }
 
@@ -266,6 +328,9 @@ func (a *App) Stop() error {
 				zap.Duration("grace_period", grace), zap.Int("connections", cut))
 		}
 	}
+	// The loops exit once no config holds them and their connections
+	// have ended: a reload cuts nothing.
+	loopPools.release(a.loops)
 	return nil
 }
 

@@ -78,12 +78,20 @@ func (s *appState) clientLimiter(l clientlimit.Limits) (*clientlimit.Limiter, er
 func (h *Handler) admit(s *session) (reason history.Reason, refused, acquired bool) {
 	cc := &h.clients
 	if cc.trusted != nil && cc.trusted.Contains(s.client.Addr()) {
+		s.headerRead = true
 		if err := h.readProxyHeader(s); err != nil {
 			h.logger.Debug("bad PROXY header", zap.String("app", h.App),
 				zap.Stringer("remote", s.cx.RemoteAddr()), zap.Error(err))
 			return reasonBadProxyHeader, true, false
 		}
 	}
+	return h.admitClient(s)
+}
+
+// admitClient runs the checks of admit that follow the PROXY header:
+// deny and allow, then the per-client limits.
+func (h *Handler) admitClient(s *session) (reason history.Reason, refused, acquired bool) {
+	cc := &h.clients
 	ip := s.client.Addr()
 	if cc.deny.Contains(ip) || cc.allow != nil && !cc.allow.Contains(ip) {
 		return reasonDenied, true, false

@@ -18,7 +18,6 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
-	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // Tests of accept_proxy_protocol, allow/deny and the per-client limits,
@@ -155,7 +154,7 @@ func TestAcceptProxyProtocolFromTrustedSourcesOnly(t *testing.T) {
 
 	type result struct{ src, dst string }
 	wantLog := map[int]string{} // remote_port: remote_ip
-	spliced, generic := relay.Paths.Splice.Load(), relay.Paths.Generic.Load()
+	before := countPaths()
 	for _, tc := range []struct {
 		name, from string
 		preamble   []byte
@@ -213,11 +212,10 @@ func TestAcceptProxyProtocolFromTrustedSourcesOnly(t *testing.T) {
 			wantLog[ap.Port] = ap.IP.String()
 		})
 	}
-	if d := relay.Paths.Generic.Load() - generic; d != 0 {
-		t.Errorf("%d connections took the generic copy path, want all spliced", d)
-	}
-	if d := relay.Paths.Splice.Load() - spliced; d != 4 {
-		t.Errorf("%d connections spliced, want 4", d)
+	// Between raw sockets, all of them: those whose header was read on
+	// the relay (splice), the untrusted one on a loop (by default).
+	if d := countPaths().since(before); d.generic != 0 || d.raw() != 4 || onLoops() && d.loop != 1 {
+		t.Errorf("paths taken: %+v, want 4 between raw sockets, none generic, 1 on a loop", d)
 	}
 
 	waitFor(t, 10*time.Second, "an access log entry per connection", func() bool {
@@ -319,107 +317,111 @@ func TestBadProxyHeadersAreRefusedBeforeAnyDial(t *testing.T) {
 }
 
 func TestAllowAndDenyWithAndWithoutProxyHeader(t *testing.T) {
-	b := newBackend(t, "b")
-	port := freePort(t)
-	logFile := filepath.Join(t.TempDir(), "access.log")
-	if err := tryLoadWith(proxyConfig(app{"name": "acl", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": addrs(b), "access_log": true, "accept_proxy_protocol": []string{"127.0.0.2"}, "health_checks": noChecks,
-		"allow": []string{"127.0.0.0/8", "198.51.100.0/24", "2001:db8:1::/48"},
-		"deny":  []string{"::ffff:127.0.0.4", "198.51.100.66"}}), withAccessLogFile(logFile)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	addr := hostPort(port)
-	mappedV6 := formatHeader(t, &proxyproto.Header{Version: 2, Command: proxyproto.PROXY,
-		TransportProtocol: proxyproto.TCPv6,
-		SourceAddr:        &net.TCPAddr{IP: net.ParseIP("::ffff:198.51.100.66"), Port: 5003},
-		DestinationAddr:   &net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 443}})
+	onBothPaths(t, func(t *testing.T) {
+		b := newBackend(t, "b")
+		port := freePort(t)
+		logFile := filepath.Join(t.TempDir(), "access.log")
+		if err := tryLoadWith(proxyConfig(app{"name": "acl", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": addrs(b), "access_log": true, "accept_proxy_protocol": []string{"127.0.0.2"}, "health_checks": noChecks,
+			"allow": []string{"127.0.0.0/8", "198.51.100.0/24", "2001:db8:1::/48"},
+			"deny":  []string{"::ffff:127.0.0.4", "198.51.100.66"}}), withAccessLogFile(logFile)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = caddy.Stop() })
+		addr := hostPort(port)
+		mappedV6 := formatHeader(t, &proxyproto.Header{Version: 2, Command: proxyproto.PROXY,
+			TransportProtocol: proxyproto.TCPv6,
+			SourceAddr:        &net.TCPAddr{IP: net.ParseIP("::ffff:198.51.100.66"), Port: 5003},
+			DestinationAddr:   &net.TCPAddr{IP: net.ParseIP("::ffff:192.0.2.1"), Port: 443}})
 
-	wantLog := map[int]map[string]any{} // by remote_port
-	served, denied := 0, 0
-	for _, tc := range []struct {
-		name, from string
-		preamble   []byte
-		port       int    // the header's source port; 0: the socket's
-		ip         string // the client address the proxy must see
-		serve      bool
-	}{
-		{name: "allowed", from: "127.0.0.3", ip: "127.0.0.3", serve: true},
-		{name: "denied (an IPv4-mapped entry)", from: "127.0.0.4", ip: "127.0.0.4"},
-		{name: "allowed by its header", from: "127.0.0.2", port: 5001, ip: "198.51.100.1", serve: true,
-			preamble: headerBytes(t, 1, "198.51.100.1:5001", "192.0.2.1:443")},
-		{name: "denied by its header", from: "127.0.0.2", port: 5002, ip: "198.51.100.66",
-			preamble: headerBytes(t, 2, "198.51.100.66:5002", "192.0.2.1:443")},
-		{name: "denied by its header's IPv4-mapped address", from: "127.0.0.2", port: 5003, ip: "198.51.100.66",
-			preamble: mappedV6},
-		{name: "not allowed by its header", from: "127.0.0.2", port: 5004, ip: "203.0.113.9",
-			preamble: headerBytes(t, 1, "203.0.113.9:5004", "192.0.2.1:443")},
-		{name: "IPv6 not allowed by its header", from: "127.0.0.2", port: 5005, ip: "2001:db8::5",
-			preamble: headerBytes(t, 2, "[2001:db8::5]:5005", "[2001:db8::1]:443")},
-		{name: "IPv6 allowed by its header", from: "127.0.0.2", port: 5006, ip: "2001:db8:1::5", serve: true,
-			preamble: headerBytes(t, 2, "[2001:db8:1::5]:5006", "[2001:db8::1]:443")},
-		{name: "LOCAL keeps the connection's address", from: "127.0.0.2", ip: "127.0.0.2", serve: true,
-			preamble: localHeader(t)},
-		{name: "an untrusted source's header is not read", from: "127.0.0.5", ip: "127.0.0.5", serve: true,
-			preamble: headerBytes(t, 1, "198.51.100.66:5007", "192.0.2.1:443")},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, ok := tryFrom(t, tc.from, addr, tc.preamble)
-			defer c.Close()
-			if ok != tc.serve {
-				t.Fatalf("served %v, want %v", ok, tc.serve)
-			}
-			p := tc.port
-			if p == 0 {
-				p = localPort(c)
-			}
-			wantLog[p] = map[string]any{"remote_ip": tc.ip, "remote_port": float64(p)}
-			if ok {
-				served++
-			} else {
-				denied++
-				wantLog[p]["reason"] = reasonDenied.String()
-			}
+		wantLog := map[int]map[string]any{} // by remote_port
+		served, denied := 0, 0
+		for _, tc := range []struct {
+			name, from string
+			preamble   []byte
+			port       int    // the header's source port; 0: the socket's
+			ip         string // the client address the proxy must see
+			serve      bool
+		}{
+			{name: "allowed", from: "127.0.0.3", ip: "127.0.0.3", serve: true},
+			{name: "denied (an IPv4-mapped entry)", from: "127.0.0.4", ip: "127.0.0.4"},
+			{name: "allowed by its header", from: "127.0.0.2", port: 5001, ip: "198.51.100.1", serve: true,
+				preamble: headerBytes(t, 1, "198.51.100.1:5001", "192.0.2.1:443")},
+			{name: "denied by its header", from: "127.0.0.2", port: 5002, ip: "198.51.100.66",
+				preamble: headerBytes(t, 2, "198.51.100.66:5002", "192.0.2.1:443")},
+			{name: "denied by its header's IPv4-mapped address", from: "127.0.0.2", port: 5003, ip: "198.51.100.66",
+				preamble: mappedV6},
+			{name: "not allowed by its header", from: "127.0.0.2", port: 5004, ip: "203.0.113.9",
+				preamble: headerBytes(t, 1, "203.0.113.9:5004", "192.0.2.1:443")},
+			{name: "IPv6 not allowed by its header", from: "127.0.0.2", port: 5005, ip: "2001:db8::5",
+				preamble: headerBytes(t, 2, "[2001:db8::5]:5005", "[2001:db8::1]:443")},
+			{name: "IPv6 allowed by its header", from: "127.0.0.2", port: 5006, ip: "2001:db8:1::5", serve: true,
+				preamble: headerBytes(t, 2, "[2001:db8:1::5]:5006", "[2001:db8::1]:443")},
+			{name: "LOCAL keeps the connection's address", from: "127.0.0.2", ip: "127.0.0.2", serve: true,
+				preamble: localHeader(t)},
+			{name: "an untrusted source's header is not read", from: "127.0.0.5", ip: "127.0.0.5", serve: true,
+				preamble: headerBytes(t, 1, "198.51.100.66:5007", "192.0.2.1:443")},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c, ok := tryFrom(t, tc.from, addr, tc.preamble)
+				defer c.Close()
+				if ok != tc.serve {
+					t.Fatalf("served %v, want %v", ok, tc.serve)
+				}
+				p := tc.port
+				if p == 0 {
+					p = localPort(c)
+				}
+				wantLog[p] = map[string]any{"remote_ip": tc.ip, "remote_port": float64(p)}
+				if ok {
+					served++
+				} else {
+					denied++
+					wantLog[p]["reason"] = reasonDenied.String()
+				}
+			})
+		}
+		if got := b.accepted.Load(); got != int64(served) {
+			t.Errorf("the target got %d connections, want the %d served", got, served)
+		}
+		if got := rejected(t, "acl", reasonDenied); got != float64(denied) {
+			t.Errorf("denied counted %v, want %d", got, denied)
+		}
+		waitFor(t, 10*time.Second, "an access log entry per connection", func() bool {
+			return len(accessEntries(t, logFile)) >= len(wantLog)
 		})
-	}
-	if got := b.accepted.Load(); got != int64(served) {
-		t.Errorf("the target got %d connections, want the %d served", got, served)
-	}
-	if got := rejected(t, "acl", reasonDenied); got != float64(denied) {
-		t.Errorf("denied counted %v, want %d", got, denied)
-	}
-	waitFor(t, 10*time.Second, "an access log entry per connection", func() bool {
-		return len(accessEntries(t, logFile)) >= len(wantLog)
-	})
-	entries := accessEntries(t, logFile)
-	for port, want := range wantLog {
-		for k, v := range want {
-			if entries[port][k] != v {
-				t.Errorf("access log entry of port %d: %s = %v, want %v (%v)", port, k, entries[port][k], v, entries[port])
+		entries := accessEntries(t, logFile)
+		for port, want := range wantLog {
+			for k, v := range want {
+				if entries[port][k] != v {
+					t.Errorf("access log entry of port %d: %s = %v, want %v (%v)", port, k, entries[port][k], v, entries[port])
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestMaxConnectionsPerClientIsPerIPAndFreesOnClose(t *testing.T) {
-	b := newBackend(t, "b")
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "per-client", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": addrs(b), "max_connections_per_client": 2, "health_checks": noChecks}))
-	addr := hostPort(port)
-	first := mustServe(t, "127.0.0.2", addr, nil)
-	mustServe(t, "127.0.0.2", addr, nil)
-	mustRefuse(t, "127.0.0.2", addr, nil)
-	mustServe(t, "127.0.0.3", addr, nil) // another IP has its own count
-	mustServe(t, "127.0.0.3", addr, nil)
-	if got := rejected(t, "per-client", reasonClientLimit); got != 1 {
-		t.Errorf("client_limit counted %v, want 1", got)
-	}
-	if got := b.accepted.Load(); got != 4 {
-		t.Errorf("the target got %d connections, want the 4 served", got)
-	}
-	first.Close()
-	eventuallyServed(t, "127.0.0.2", addr, "a slot for 127.0.0.2 once one of its connections ended")
+	onBothPaths(t, func(t *testing.T) {
+		b := newBackend(t, "b")
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "per-client", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": addrs(b), "max_connections_per_client": 2, "health_checks": noChecks}))
+		addr := hostPort(port)
+		first := mustServe(t, "127.0.0.2", addr, nil)
+		mustServe(t, "127.0.0.2", addr, nil)
+		mustRefuse(t, "127.0.0.2", addr, nil)
+		mustServe(t, "127.0.0.3", addr, nil) // another IP has its own count
+		mustServe(t, "127.0.0.3", addr, nil)
+		if got := rejected(t, "per-client", reasonClientLimit); got != 1 {
+			t.Errorf("client_limit counted %v, want 1", got)
+		}
+		if got := b.accepted.Load(); got != 4 {
+			t.Errorf("the target got %d connections, want the 4 served", got)
+		}
+		first.Close()
+		eventuallyServed(t, "127.0.0.2", addr, "a slot for 127.0.0.2 once one of its connections ended")
+	})
 }
 
 func TestClientRateLimitRefusesThenServesAfterTheWindow(t *testing.T) {

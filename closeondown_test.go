@@ -26,80 +26,82 @@ func (b *backend) stopListening() {
 // option on; with it off they run on. A failed dial alone never closes
 // them.
 func TestCloseOnDown(t *testing.T) {
-	be := newBackend(t, "a")
-	health, err := net.Listen("tcp", "127.0.0.1:0") // the health port: connecting is enough
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { health.Close() })
-	go acceptAndClose(health)
-	healthPort := health.Addr().(*net.TCPAddr).Port
-	backendPorts.Store(healthPort, true)
+	onBothPaths(t, func(t *testing.T) {
+		be := newBackend(t, "a")
+		health, err := net.Listen("tcp", "127.0.0.1:0") // the health port: connecting is enough
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { health.Close() })
+		go acceptAndClose(health)
+		healthPort := health.Addr().(*net.TCPAddr).Port
+		backendPorts.Store(healthPort, true)
 
-	ports := freePorts(t, 2)
-	logFile := filepath.Join(t.TempDir(), "access.log")
-	hc := map[string]any{"interval": "100ms", "timeout": "300ms", "fall": 2, "port": healthPort}
-	common := func(name string, port int) app {
-		return app{"name": name, "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(be),
-			"access_log": true, "health_checks": hc}
-	}
-	closingApp, keepingApp := common("closing", ports[0]), common("keeping", ports[1])
-	closingApp["close_on_down"] = true
-	if err := tryLoadWith(proxyConfig(closingApp, keepingApp), withAccessLogFile(logFile)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	closing, keeping := dial(t, hostPort(ports[0])), dial(t, hostPort(ports[1]))
-	defer closing.Close()
-	defer keeping.Close()
-	echoOn(t, closing, "x")
-	echoOn(t, keeping, "x")
+		ports := freePorts(t, 2)
+		logFile := filepath.Join(t.TempDir(), "access.log")
+		hc := map[string]any{"interval": "100ms", "timeout": "300ms", "fall": 2, "port": healthPort}
+		common := func(name string, port int) app {
+			return app{"name": name, "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(be),
+				"access_log": true, "health_checks": hc}
+		}
+		closingApp, keepingApp := common("closing", ports[0]), common("keeping", ports[1])
+		closingApp["close_on_down"] = true
+		if err := tryLoadWith(proxyConfig(closingApp, keepingApp), withAccessLogFile(logFile)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = caddy.Stop() })
+		closing, keeping := dial(t, hostPort(ports[0])), dial(t, hostPort(ports[1]))
+		defer closing.Close()
+		defer keeping.Close()
+		echoOn(t, closing, "x")
+		echoOn(t, keeping, "x")
 
-	// A failed dial marks the target down, but closes nothing; the probes
-	// (on the health port) bring it back.
-	be.stopListening()
-	refused := dial(t, hostPort(ports[0]))
-	if closed, data := closedWithin(refused, 5*time.Second); !closed || data != "" {
-		t.Fatalf("a client while the target refuses: closed %v, read %q", closed, data)
-	}
-	refused.Close()
-	tc := lookupTarget(t, "closing", be.addr)
-	be.restart()
-	waitFor(t, 10*time.Second, "the probes to bring the target back", func() bool { return tc.healthy.Load() })
-	if closed, _ := closedWithin(closing, 300*time.Millisecond); closed {
-		t.Fatal("a failed dial closed an established connection")
-	}
-	echoOnAgain(t, closing, "after the failed dial")
+		// A failed dial marks the target down, but closes nothing; the probes
+		// (on the health port) bring it back.
+		be.stopListening()
+		refused := dial(t, hostPort(ports[0]))
+		if closed, data := closedWithin(refused, 5*time.Second); !closed || data != "" {
+			t.Fatalf("a client while the target refuses: closed %v, read %q", closed, data)
+		}
+		refused.Close()
+		tc := lookupTarget(t, "closing", be.addr)
+		be.restart()
+		waitFor(t, 10*time.Second, "the probes to bring the target back", func() bool { return tc.healthy.Load() })
+		if closed, _ := closedWithin(closing, 300*time.Millisecond); closed {
+			t.Fatal("a failed dial closed an established connection")
+		}
+		echoOnAgain(t, closing, "after the failed dial")
 
-	// The probes fail: down after fall (2) failures, then closed.
-	health.Close()
-	start := time.Now()
-	closed, _ := closedWithin(closing, 10*time.Second)
-	took := time.Since(start)
-	if !closed {
-		t.Fatal("close_on_down: the connection was not closed after the target went down")
-	}
-	t.Logf("close_on_down: connection closed %s after the health port closed (interval 100ms, fall 2)", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Errorf("closed after %s, want within a couple of intervals", took)
-	}
-	tk := lookupTarget(t, "keeping", be.addr)
-	waitFor(t, 10*time.Second, "the keeping app's probes to mark the target down", func() bool { return !tk.healthy.Load() })
-	if closed, _ := closedWithin(keeping, 500*time.Millisecond); closed {
-		t.Fatal("close_on_down off: the connection was closed")
-	}
-	echoOnAgain(t, keeping, "still here")
+		// The probes fail: down after fall (2) failures, then closed.
+		health.Close()
+		start := time.Now()
+		closed, _ := closedWithin(closing, 10*time.Second)
+		took := time.Since(start)
+		if !closed {
+			t.Fatal("close_on_down: the connection was not closed after the target went down")
+		}
+		t.Logf("close_on_down: connection closed %s after the health port closed (interval 100ms, fall 2)", took.Round(time.Millisecond))
+		if took > 2*time.Second {
+			t.Errorf("closed after %s, want within a couple of intervals", took)
+		}
+		tk := lookupTarget(t, "keeping", be.addr)
+		waitFor(t, 10*time.Second, "the keeping app's probes to mark the target down", func() bool { return !tk.healthy.Load() })
+		if closed, _ := closedWithin(keeping, 500*time.Millisecond); closed {
+			t.Fatal("close_on_down off: the connection was closed")
+		}
+		echoOnAgain(t, keeping, "still here")
 
-	if got := testutilCounter(t, closedTotal.WithLabelValues("closing", "target_down")); got != 1 {
-		t.Errorf("closed_connections_total{app=closing,reason=target_down} = %v, want 1", got)
-	}
-	if got := testutilCounter(t, closedTotal.WithLabelValues("keeping", "target_down")); got != 0 {
-		t.Errorf("closed_connections_total{app=keeping,reason=target_down} = %v, want 0", got)
-	}
-	port := closing.LocalAddr().(*net.TCPAddr).Port
-	waitFor(t, 5*time.Second, "the access log entry of the closed connection", func() bool {
-		e, ok := accessEntries(t, logFile)[port]
-		return ok && e["reason"] == "target_down" && e["app"] == "closing"
+		if got := testutilCounter(t, closedTotal.WithLabelValues("closing", "target_down")); got != 1 {
+			t.Errorf("closed_connections_total{app=closing,reason=target_down} = %v, want 1", got)
+		}
+		if got := testutilCounter(t, closedTotal.WithLabelValues("keeping", "target_down")); got != 0 {
+			t.Errorf("closed_connections_total{app=keeping,reason=target_down} = %v, want 0", got)
+		}
+		port := closing.LocalAddr().(*net.TCPAddr).Port
+		waitFor(t, 5*time.Second, "the access log entry of the closed connection", func() bool {
+			e, ok := accessEntries(t, logFile)[port]
+			return ok && e["reason"] == "target_down" && e["app"] == "closing"
+		})
 	})
 }
 

@@ -19,8 +19,9 @@ type Discovery struct {
 	Resolvers []string `json:"resolvers,omitempty"`
 
 	// DNSRefresh is the time between two lookups of each `srv:`/`dns:`
-	// target. After a failed lookup the next comes sooner (1s, doubling
-	// up to dns_refresh). Default: 30s.
+	// target, and of each target written with a host name. After a
+	// failed lookup the next comes sooner (1s, doubling up to
+	// dns_refresh; 1s for a host name). Default: 30s.
 	DNSRefresh Duration `json:"dns_refresh,omitempty"`
 }
 

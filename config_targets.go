@@ -21,7 +21,8 @@ import (
 // `target <address> [weight <n>] [backup]`.
 type TargetConfig struct {
 	// Address is where connections go: `host:port`, with host names
-	// resolved at every dial; or `srv:<name>` or `dns:<host>:<port>`,
+	// looked up in the background every dns_refresh (resolve.go); or
+	// `srv:<name>` or `dns:<host>:<port>`,
 	// whose DNS records are each a target (see Discovery). Required.
 	Address string `json:"address,omitempty"`
 

@@ -6,6 +6,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -27,7 +28,7 @@ func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *sessio
 		}
 		t.up.Add(float64(len(s.early))) // the metric and the history
 	}
-	client := rawConn(cx)
+	client := h.clientConn(cx)
 	relay.CountPath(client, up)
 	if !h.managed {
 		h.setClientOptions(client)
@@ -51,14 +52,25 @@ func (h *Handler) setClientOptions(client net.Conn) {
 	}
 }
 
-// rawConn returns the connection to copy from: the underlying socket when
-// caddy-l4 has no buffered bytes left to replay, so that the copy can
-// splice; otherwise the layer4 connection, which replays them first.
-func rawConn(cx *layer4.Connection) net.Conn {
-	if len(cx.MatchingBytes()) == 0 {
-		return cx.Conn
+// clientConn returns the connection to copy from: the underlying socket
+// when caddy-l4 has no buffered bytes left to replay, so that the copy
+// can splice; otherwise the layer4 connection, which replays them first.
+// A socket of the app's that no loop took becomes a *net.TCPConn (a
+// dozen system calls: the rare case, see datapath.go), on which Go sets
+// its own keepalive defaults: the app's are set again.
+func (h *Handler) clientConn(cx *layer4.Connection) net.Conn {
+	if len(cx.MatchingBytes()) != 0 {
+		return cx
 	}
-	return cx
+	if ec, ok := cx.Conn.(*evloop.Conn); ok {
+		tc, err := ec.TCPConn()
+		if err != nil {
+			return cx.Conn // closed: the relay fails on it at once
+		}
+		_ = tc.SetKeepAliveConfig(h.keepAlive)
+		return tc
+	}
+	return cx.Conn
 }
 
 // writePreamble sends the PROXY protocol header, if configured, before any

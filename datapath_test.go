@@ -14,8 +14,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"golang.org/x/sys/unix"
-
-	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // Tests of the data path: which copy path a connection takes, that bytes
@@ -56,26 +54,30 @@ func skipGreeting(t *testing.T, c net.Conn) {
 }
 
 func TestPlainTCPConnectionIsSplicedAndIntact(t *testing.T) {
-	b := newBackend(t, "b")
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "splice", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}))
-	spliced, generic, splicedBytes := relay.Paths.Splice.Load(), relay.Paths.Generic.Load(), relay.Paths.SplicedBytes.Load()
-	c := dial(t, hostPort(port))
-	defer c.Close()
-	skipGreeting(t, c)
-	const size = 8 << 20
-	roundTrip(t, c, size)
-	// Bursts up to 8 KiB go through a buffer; the bulk of a large
-	// transfer (both directions: 2 × size) must be spliced.
-	if d := relay.Paths.SplicedBytes.Load() - splicedBytes; d < size {
-		t.Errorf("%d of %d bytes spliced, want most", d, 2*size)
-	}
-	if d := relay.Paths.Splice.Load() - spliced; d != 1 {
-		t.Errorf("splice path taken %d times, want 1", d)
-	}
-	if d := relay.Paths.Generic.Load() - generic; d != 0 {
-		t.Errorf("generic path taken %d times, want 0", d)
-	}
+	onBothPaths(t, func(t *testing.T) {
+		b := newBackend(t, "b")
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "splice", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}))
+		before := countPaths()
+		c := dial(t, hostPort(port))
+		defer c.Close()
+		skipGreeting(t, c)
+		const size = 8 << 20
+		roundTrip(t, c, size)
+		d := countPaths().since(before)
+		// Short bursts go through a buffer; the bulk of a large transfer
+		// (both directions: 2 × size) must be spliced.
+		if d.spliced() < size {
+			t.Errorf("%d of %d bytes spliced, want most", d.spliced(), 2*size)
+		}
+		wantLoop, wantSplice := uint64(1), uint64(0)
+		if !onLoops() {
+			wantLoop, wantSplice = 0, 1
+		}
+		if d.loop != wantLoop || d.splice != wantSplice || d.generic != 0 {
+			t.Errorf("paths taken: %+v, want loop %d, relay splice %d", d, wantLoop, wantSplice)
+		}
+	})
 }
 
 func TestWrappedConnectionTakesGenericPathIntact(t *testing.T) {
@@ -93,7 +95,7 @@ func TestWrappedConnectionTakesGenericPathIntact(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	spliced, generic := relay.Paths.Splice.Load(), relay.Paths.Generic.Load()
+	before := countPaths()
 	c := dial(t, hostPort(port))
 	defer c.Close()
 	if _, err := fmt.Fprintf(c, "PROXY TCP4 192.0.2.1 127.0.0.1 4000 %d\r\n", port); err != nil {
@@ -101,103 +103,104 @@ func TestWrappedConnectionTakesGenericPathIntact(t *testing.T) {
 	}
 	skipGreeting(t, c)
 	roundTrip(t, c, 4<<20)
-	if d := relay.Paths.Generic.Load() - generic; d != 1 {
-		t.Errorf("generic path taken %d times, want 1", d)
-	}
-	if d := relay.Paths.Splice.Load() - spliced; d != 0 {
-		t.Errorf("splice path taken %d times, want 0", d)
+	if d := countPaths().since(before); d.generic != 1 || d.splice != 0 || d.loop != 0 {
+		t.Errorf("paths taken: %+v, want the generic copy once", d)
 	}
 }
 
 func TestUrgentDataIsForwardedInOrder(t *testing.T) {
-	// The backend reads everything until EOF and sends it back.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	received := make(chan []byte, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		data, _ := io.ReadAll(c)
-		received <- data
-	}()
-	port := freePort(t)
-	// No health probe: the backend takes one connection only.
-	loadConfig(t, proxyConfig(app{"name": "oob", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": []string{ln.Addr().String()}, "health_checks": map[string]any{"disabled": true}}))
-	c := dial(t, hostPort(port))
-	defer c.Close()
-	send := func(data string, flags int) {
-		rc, err := c.(*net.TCPConn).SyscallConn()
+	onBothPaths(t, func(t *testing.T) {
+		// The backend reads everything until EOF and sends it back.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var serr error
-		if err := rc.Write(func(fd uintptr) bool {
-			serr = unix.Sendto(int(fd), []byte(data), flags, nil)
-			return true
-		}); err != nil || serr != nil {
-			t.Fatalf("send %q: %v %v", data, err, serr)
+		defer ln.Close()
+		received := make(chan []byte, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			data, _ := io.ReadAll(c)
+			received <- data
+		}()
+		port := freePort(t)
+		// No health probe: the backend takes one connection only.
+		loadConfig(t, proxyConfig(app{"name": "oob", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": []string{ln.Addr().String()}, "health_checks": map[string]any{"disabled": true}}))
+		c := dial(t, hostPort(port))
+		defer c.Close()
+		send := func(data string, flags int) {
+			rc, err := c.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			if err := rc.Write(func(fd uintptr) bool {
+				serr = unix.Sendto(int(fd), []byte(data), flags, nil)
+				return true
+			}); err != nil || serr != nil {
+				t.Fatalf("send %q: %v %v", data, err, serr)
+			}
 		}
-	}
-	send("before-", 0)
-	send("!", unix.MSG_OOB)
-	send("-after", 0)
-	_ = c.(*net.TCPConn).CloseWrite()
-	select {
-	case got := <-received:
-		if want := "before-!-after"; string(got) != want {
-			t.Fatalf("backend received %q, want %q", got, want)
+		send("before-", 0)
+		send("!", unix.MSG_OOB)
+		send("-after", 0)
+		_ = c.(*net.TCPConn).CloseWrite()
+		select {
+		case got := <-received:
+			if want := "before-!-after"; string(got) != want {
+				t.Fatalf("backend received %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("backend received nothing: the urgent byte stalled the stream")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("backend received nothing: the urgent byte stalled the stream")
-	}
+	})
 }
 
 func TestIdleConnectionHoldsOnlyItsSockets(t *testing.T) {
-	b := newBackend(t, "b")
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "idle", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}))
-	// Warm up, so that lazily created descriptors (epoll, pipe pool) exist.
-	echo(t, hostPort(port), "warm")
-	const k = 50
-	before := openFDs(t)
-	var conns []net.Conn
-	for i := 0; i < k; i++ {
-		c := dial(t, hostPort(port))
-		defer c.Close()
-		skipGreeting(t, c)
-		conns = append(conns, c)
-	}
-	// Every connection has moved bytes both ways and is now idle.
-	waitFor(t, 5*time.Second, "backends to see all connections", func() bool { return b.active.Load() >= k })
-	// In this one process each proxied connection is four sockets: the
-	// client's, the proxy's two and the backend's. A pipe held per
-	// direction would add four more. Pipes returned to Go's pool are closed
-	// once the pool is collected, hence the GC.
-	limit := 4*k + 4
-	deadline := time.Now().Add(10 * time.Second)
-	for d := openFDs(t) - before; d > limit; d = openFDs(t) - before {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle connections hold %d file descriptors, want at most %d (4 sockets each)", k, d, limit)
+	onBothPaths(t, func(t *testing.T) {
+		b := newBackend(t, "b")
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "idle", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(b)}))
+		// Warm up, so that lazily created descriptors (epoll, pipe pool) exist.
+		echo(t, hostPort(port), "warm")
+		const k = 50
+		before := openFDs(t)
+		var conns []net.Conn
+		for i := 0; i < k; i++ {
+			c := dial(t, hostPort(port))
+			defer c.Close()
+			skipGreeting(t, c)
+			conns = append(conns, c)
 		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, c := range conns {
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
+		// Every connection has moved bytes both ways and is now idle.
+		waitFor(t, 5*time.Second, "backends to see all connections", func() bool { return b.active.Load() >= k })
+		// In this one process each proxied connection is four sockets: the
+		// client's, the proxy's two and the backend's. A pipe held per
+		// direction would add four more. Pipes returned to Go's pool are closed
+		// once the pool is collected, hence the GC.
+		limit := 4*k + 4
+		deadline := time.Now().Add(10 * time.Second)
+		for d := openFDs(t) - before; d > limit; d = openFDs(t) - before {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle connections hold %d file descriptors, want at most %d (4 sockets each)", k, d, limit)
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
 		}
-		got := make([]byte, 1)
-		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, []byte("x")) {
-			t.Fatalf("idle connection no longer echoes: %q %v", got, err)
+		for _, c := range conns {
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 1)
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, []byte("x")) {
+				t.Fatalf("idle connection no longer echoes: %q %v", got, err)
+			}
 		}
-	}
+	})
 }
 
 func openFDs(t testing.TB) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/probe"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
@@ -65,6 +68,20 @@ type Handler struct {
 	checksOnce  sync.Once
 	stopChecks  context.CancelFunc
 	checksEnded sync.WaitGroup
+
+	// The event-loop path (datapath.go), its settings made once here.
+	app          *App // the app that generated the handler, whose loops it uses
+	noLoops      bool // the goroutine path was forced at Provision
+	loopTimeouts evloop.Timeouts
+	dialTimeout  time.Duration
+	keepAlive    net.KeepAliveConfig
+	ppVersion    byte // the PROXY header for targets: 1, 2, or 0 for none
+	// A handler of the user's own acquires the loops at its first
+	// connection from the app's sockets (the "tcpproxy" network), and
+	// looks up its targets' names for them from then on.
+	loopsOnce   sync.Once
+	ownLoops    *evloop.Loops
+	stopResolve context.CancelFunc
 }
 
 // CaddyModule returns the Caddy module information.
@@ -100,10 +117,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.dialer = net.Dialer{Timeout: time.Duration(h.cfg.DialTimeout),
 		KeepAlive: -1, KeepAliveConfig: h.cfg.Keepalive.keepAliveConfig()}
 	h.timeouts = h.cfg.timeouts()
+	h.app, h.noLoops = app, goroutinePath.Load()
+	h.loopTimeouts = evloop.Timeouts(h.timeouts)
+	h.dialTimeout = time.Duration(h.cfg.DialTimeout)
+	h.keepAlive = h.cfg.Keepalive.keepAliveConfig()
+	h.ppVersion = map[string]byte{"v1": 1, "v2": 2}[h.cfg.ProxyProtocol]
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
 	if managed {
 		h.set = app.targetSet(h.App)
+		app.handlers[h.App] = h
 	}
 	if h.set == nil {
 		set, err := newTargetSet(h.App, h.cfg, &h.state.next)
@@ -154,10 +177,15 @@ func (h *Handler) validate() error {
 // be proxied. Connections being proxied run to their end.
 func (h *Handler) Cleanup() error {
 	h.checksOnce.Do(func() {}) // checks not started by now never start
+	h.loopsOnce.Do(func() {})  // nor loops: later connections take the goroutine path
 	if h.stopChecks != nil {
 		h.stopChecks()
-		h.checksEnded.Wait()
 	}
+	if h.stopResolve != nil {
+		h.stopResolve()
+	}
+	h.checksEnded.Wait()
+	loopPools.release(h.ownLoops)
 	if h.state != nil && h.released.CompareAndSwap(false, true) {
 		if h.ownSet && h.set != nil {
 			h.set.release()
@@ -177,7 +205,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		}
 	}()
 	h.checksOnce.Do(h.start)
-	s := session{cx: cx, accepted: time.Now(), client: addrPort(cx.RemoteAddr())}
+	s := session{cx: cx}
+	ec, _ := cx.Conn.(*evloop.Conn) // from the app's sockets, untouched by layer4
+	if ec != nil {
+		s.accepted, s.client = ec.AcceptedAt(), unmapped(ec.RemoteAddrPort())
+	} else {
+		s.accepted, s.client = time.Now(), addrPort(cx.RemoteAddr())
+	}
 	st := h.state
 	reason, refused, acquired := h.admit(&s)
 	if refused {
@@ -185,14 +219,24 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.logRejected(&s, reason)
 		return nil
 	}
-	if acquired {
-		defer h.clients.limiter.Release(s.client.Addr())
-	}
 	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
 		st.active.Add(-1)
+		if acquired {
+			h.clients.limiter.Release(s.client.Addr())
+		}
 		st.countRejection(reasonMaxConnections)
 		h.logRejected(&s, reasonMaxConnections)
 		return nil
+	}
+	// The loop path when the connection qualifies (datapath.go): the
+	// loopConn releases the counts taken above when the loop is done.
+	if ec != nil && !s.headerRead && len(cx.MatchingBytes()) == 0 && h.set.resolved.Load() {
+		if ls := h.loops(); ls != nil && h.proxyOnLoop(ls, ec, &s, acquired) {
+			return nil
+		}
+	}
+	if acquired {
+		defer h.clients.limiter.Release(s.client.Addr())
 	}
 	defer st.active.Add(-1)
 
@@ -212,6 +256,32 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	st.m.closed[s.reason].Inc()
 	st.m.duration.Observe(time.Since(s.accepted).Seconds())
 	return nil
+}
+
+// loops returns the event-loop pool the handler's connections may use, or
+// nil: the app's (acquired in its Start), or for a handler of the user's
+// own one it acquires at its first call.
+func (h *Handler) loops() *evloop.Loops {
+	if h.noLoops {
+		return nil
+	}
+	if h.managed {
+		return h.app.loops
+	}
+	h.loopsOnce.Do(func() {
+		h.ownLoops = loopPools.acquire()
+		if h.ownLoops != nil && h.ownSet && len(h.set.named) > 0 {
+			ctx, cancel := context.WithCancel(context.Background())
+			h.stopResolve = cancel
+			h.checksEnded.Go(func() { h.set.resolveNames(ctx) })
+		}
+	})
+	return h.ownLoops
+}
+
+// unmapped is an address with an IPv4-mapped IPv6 address as IPv4.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // dial connects to a target chosen by the policy. A failed dial marks its
@@ -258,7 +328,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			logTransition(h.logger, t, err)
 		}
 	}
-	h.reject(reason)
+	h.reject(reason, false)
 	h.logRejected(s, reason)
 	return nil, nil
 }
@@ -277,17 +347,28 @@ func (h *Handler) localFailure(s *session, t *target, err error) {
 }
 
 // reject counts a connection closed for lack of a target and warns at most
-// once per app per second, with the number of rejections since.
-func (h *Handler) reject(reason history.Reason) {
+// once per app per second, with the number of rejections since; the
+// others are logged at DEBUG. On a loop (onLoop) the line is queued.
+func (h *Handler) reject(reason history.Reason, onLoop bool) {
 	st := h.state
 	st.countRejection(reason)
-	n, ok := st.rejectLog.allow()
-	if !ok {
-		h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason.String()))
+	n, warn := st.rejectLog.allow()
+	if !warn && !h.logger.Core().Enabled(zapcore.DebugLevel) {
 		return
 	}
-	h.logger.Warn("connection rejected: no target could be reached",
-		zap.String("app", h.App), zap.String("reason", reason.String()), zap.Int64("rejected_since_last_warning", n))
+	line := func() {
+		if !warn {
+			h.logger.Debug("connection rejected", zap.String("app", h.App), zap.String("reason", reason.String()))
+			return
+		}
+		h.logger.Warn("connection rejected: no target could be reached",
+			zap.String("app", h.App), zap.String("reason", reason.String()), zap.Int64("rejected_since_last_warning", n))
+	}
+	if onLoop {
+		offLoop.put(logFunc(line))
+		return
+	}
+	line()
 }
 
 // Interface guards.

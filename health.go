@@ -131,7 +131,7 @@ func (hc *healthChecker) probe(ctx context.Context, t *target, start time.Time) 
 		logTransition(hc.logger, t, err)
 	}
 	if confirmedDown && hc.closeOnDown {
-		if n := live.closeWhere(relay.TargetDown, func(c *liveConn) bool { return c.target == t }); n > 0 {
+		if n := live.closeTarget(relay.TargetDown, t); n > 0 {
 			hc.logger.Info("closed the connections of a target that is down (close_on_down)",
 				zap.String("app", t.app), zap.String("target", t.addr), zap.Int("connections", n))
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
@@ -41,17 +42,58 @@ func init() {
 	caddy.RegisterNetwork(listenNetwork, listenShared)
 }
 
-// listenConfig sets the options accepted sockets inherit (see
-// relay.SetListenerOptions; keepalive is set per app in App.Start). Go's
-// own per-connection keepalive is off: it would cost four setsockopt
-// calls on every accepted socket. Multipath TCP is off: plain TCP
-// clients do not need it, and an MPTCP socket cannot be steered by
-// sk_lookup.
+// listenConfig sets the options accepted sockets inherit (urgent data
+// inline, no Nagle delay: see evloop.SetListenerOptions; keepalive is set
+// per app in App.Start), so that an accepted socket needs no system call
+// of its own. Go's own per-connection keepalive is off: it would cost
+// four setsockopt calls on every socket Go accepts. Multipath TCP is off:
+// plain TCP clients do not need it, and an MPTCP socket cannot be
+// steered by sk_lookup.
 var listenConfig = func() net.ListenConfig {
-	lc := net.ListenConfig{Control: relay.SetListenerOptions, KeepAlive: -1}
+	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
+		return evloop.SetListenerOptions(rc, net.KeepAliveConfig{})
+	}}
 	lc.SetMultipathTCP(false)
 	return lc
 }()
+
+// listen opens a listening socket of the pool on addr. Its connections
+// are *evloop.Conn, for the loops (datapath.go), unless the goroutine
+// path is forced or the loops cannot run here: then *net.TCPConn.
+func listen(addr string) (net.Listener, error) {
+	ln, err := listenConfig.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ln, err = forLoops(ln); err != nil {
+		return nil, err
+	}
+	if el, ok := ln.(*evloop.Listener); ok {
+		// A per-port socket gets only connections to its own address
+		// (sk_lookup steers to steered sockets only): when that is one
+		// IP address, a connection's local address costs no getsockname.
+		el.AssumeLocalAddr()
+	}
+	return ln, nil
+}
+
+// forLoops makes ln, a new listening socket, accept *evloop.Conn (see
+// listen); on error ln is closed.
+func forLoops(ln net.Listener) (net.Listener, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok || goroutinePath.Load() {
+		return ln, nil
+	}
+	el, err := evloop.NewListener(tl)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return ln, nil
+	}
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return el, nil
+}
 
 var sockets = &socketPool{byAddr: make(map[string]*sharedSocket), steered: make(map[steerKey]*sharedSocket)}
 
@@ -88,7 +130,7 @@ func (p *socketPool) acquire(addr string) (*sharedSocket, error) {
 		s.refs++
 		return s, nil
 	}
-	ln, err := listenConfig.Listen(context.Background(), "tcp", addr)
+	ln, err := listen(addr)
 	if err != nil {
 		if other := p.overlappingLocked(addr); other != "" && errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("%w: this Caddy listens on %s for the running config, "+
@@ -137,11 +179,11 @@ func isWildcard(host string) bool {
 // setKeepalive sets the keepalive the socket's accepted connections
 // inherit.
 func (s *sharedSocket) setKeepalive(k net.KeepAliveConfig) error {
-	tl, ok := s.ln.(*net.TCPListener)
+	sc, ok := s.ln.(syscall.Conn)
 	if !ok {
 		return nil
 	}
-	rc, err := tl.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -176,18 +218,23 @@ func (p *socketPool) addRefs(socks []*sharedSocket) {
 }
 
 // listenShared is the caddy.ListenerFunc of the "tcpproxy" network.
-func listenShared(_ context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
+func listenShared(ctx context.Context, _, host, portRange string, portOffset uint, _ net.ListenConfig) (any, error) {
 	start, _, _ := strings.Cut(portRange, "-")
 	port, err := strconv.Atoi(start)
 	if err != nil {
 		return nil, fmt.Errorf("%s network: invalid port %q", listenNetwork, portRange)
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port+int(portOffset)))
+	port += int(portOffset)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	s, err := sockets.acquire(addr)
 	if err != nil {
 		return nil, err
 	}
-	return newView(s), nil
+	v := newView(s)
+	if a, ok := ctx.Value(managingAppKey{}).(*App); ok {
+		v.direct = a.directFor(host, uint(port))
+	}
+	return v, nil
 }
 
 // acceptLoop accepts until the socket closes and hands each connection to
@@ -295,6 +342,11 @@ func (p *socketPool) serving(addr net.Addr) *sharedSocket {
 
 // resetConn closes conn with an RST, as a port nobody listens on would.
 func resetConn(conn net.Conn) {
+	if ec, ok := conn.(*evloop.Conn); ok {
+		if tc, err := ec.TCPConn(); err == nil { // a stray: the rare case
+			conn = tc
+		}
+	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
@@ -321,6 +373,9 @@ func (s *sharedSocket) deliver(conn net.Conn) {
 				sockets.rehome(conn)
 				return
 			}
+		}
+		if v.direct != nil && v.direct(conn) {
+			return
 		}
 		select {
 		case v.conns <- conn:
@@ -372,6 +427,11 @@ type view struct {
 	conns   chan net.Conn
 	done    chan struct{}
 	once    sync.Once
+	// direct, for a view of the tcpproxy app's own, hands a connection
+	// straight to an event loop from the accept loop's goroutine
+	// (Handler.acceptDirect): no channel, no layer4 goroutine. false:
+	// the layer4 server takes it as usual.
+	direct func(net.Conn) bool
 }
 
 // Accept returns the next connection the sockets hand to this view.

@@ -63,7 +63,11 @@ func listenApp(ctx context.Context, _, host, _ string, _ uint, _ net.ListenConfi
 		return nil, fmt.Errorf("%s network: no listener was prepared for %q", appNetwork, host)
 	}
 	sockets.addRefs(socks)
-	return newView(socks...), nil
+	v := newView(socks...)
+	if h := a.handlers[a.appListenerApps[host]]; h != nil {
+		v.direct = h.acceptDirect
+	}
+	return v, nil
 }
 
 // chooseModes returns the listener mode each app gets in Start: sockets,
@@ -113,6 +117,7 @@ func (a *App) listen() error {
 		return err
 	}
 	a.appListeners = make(map[string][]*sharedSocket)
+	a.appListenerApps = make(map[string]string)
 	for i, app := range a.Apps {
 		a.running[i].listener = modes[i]
 		if modes[i] != listenerSockets {
@@ -133,6 +138,7 @@ func (a *App) listen() error {
 					if app.steered() { // auto, fallen back
 						key := appListenerKey(app.Name, h)
 						a.appListeners[key] = append(a.appListeners[key], s)
+						a.appListenerApps[key] = app.Name
 					}
 				}
 			}
@@ -171,6 +177,7 @@ func (a *App) listenSteered(app *AppConfig, r *runningApp) error {
 		}
 		r.steered = append(r.steered, s)
 		a.appListeners[appListenerKey(app.Name, h)] = []*sharedSocket{s}
+		a.appListenerApps[appListenerKey(app.Name, h)] = app.Name
 		a.claims = append(a.claims, plannedClaim{s, ports})
 		l, err := sockets.foreignListener(h, ports)
 		if err != nil {

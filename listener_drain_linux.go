@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"net"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,11 +11,11 @@ import (
 // socket's accept queue: for a socket in LISTEN state the kernel reports
 // it as tcpi_unacked.
 func acceptQueueLen(ln net.Listener) (int, bool) {
-	tl, ok := ln.(*net.TCPListener)
+	sc, ok := ln.(syscall.Conn)
 	if !ok {
 		return 0, false
 	}
-	rc, err := tl.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return 0, false
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/sklookup"
 )
@@ -112,8 +113,15 @@ func (p *socketPool) acquireSteered(app, host string) (*sharedSocket, error) {
 		_ = ln.Close()
 		return nil, err
 	}
+	// Bound: the map holds the socket itself, whichever descriptor
+	// serves it from now on.
+	ownPort := ln.Addr().(*net.TCPAddr).Port
+	if ln, err = forLoops(ln); err != nil {
+		_ = st.Release()
+		return nil, fmt.Errorf("opening the sk_lookup listener: %v", err)
+	}
 	s := &sharedSocket{addr: ln.Addr().String(), ln: ln, refs: 1, changed: make(chan struct{}), closed: make(chan struct{}),
-		steer: &steering{key: key, st: st, reg: reg, route: route, ownPort: ln.Addr().(*net.TCPAddr).Port}}
+		steer: &steering{key: key, st: st, reg: reg, route: route, ownPort: ownPort}}
 	p.steered[key] = s
 	go s.acceptLoop()
 	return s, nil
@@ -297,8 +305,8 @@ func (p *socketPool) inodes() []uint64 {
 	out := make([]uint64, 0, len(p.byAddr)+len(p.steered))
 	add := func(s *sharedSocket) {
 		if s.inode == 0 {
-			if tl, ok := s.ln.(*net.TCPListener); ok {
-				s.inode, _ = sklookup.SocketInode(tl)
+			if sc, ok := s.ln.(syscall.Conn); ok {
+				s.inode, _ = sklookup.SocketInode(sc)
 			}
 		}
 		out = append(out, s.inode)

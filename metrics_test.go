@@ -144,95 +144,97 @@ func waitForValue(t testing.TB, adminAddr string, want float64, name string, lab
 }
 
 func TestMetricsCountConnectionsBytesAndFailures(t *testing.T) {
-	live := newBackend(t, "live") // greets with "live\n": 5 bytes downstream per connection
-	dead := newBackend(t, "dead")
-	dead.stop()
-	ports := freePorts(t, 3)
-	bind := []string{"127.0.0.1"}
-	admin := loadConfigWithAdmin(t, proxyConfig(
-		app{"name": "metrics", "ports": ports[:1], "bind": bind, "targets": addrs(live)},
-		app{"name": "metrics-max", "ports": ports[1:2], "bind": bind, "targets": addrs(live), "max_connections": 1},
-		// Active checks off: the first connection finds the dead target
-		// healthy and fails to dial it, the second finds none healthy.
-		app{"name": "metrics-dead", "ports": ports[2:], "bind": bind, "targets": []string{dead.addr},
-			"health_checks": map[string]any{"disabled": true}},
-	))
+	onBothPaths(t, func(t *testing.T) {
+		live := newBackend(t, "live") // greets with "live\n": 5 bytes downstream per connection
+		dead := newBackend(t, "dead")
+		dead.stop()
+		ports := freePorts(t, 3)
+		bind := []string{"127.0.0.1"}
+		admin := loadConfigWithAdmin(t, proxyConfig(
+			app{"name": "metrics", "ports": ports[:1], "bind": bind, "targets": addrs(live)},
+			app{"name": "metrics-max", "ports": ports[1:2], "bind": bind, "targets": addrs(live), "max_connections": 1},
+			// Active checks off: the first connection finds the dead target
+			// healthy and fails to dial it, the second finds none healthy.
+			app{"name": "metrics-dead", "ports": ports[2:], "bind": bind, "targets": []string{dead.addr},
+				"health_checks": map[string]any{"disabled": true}},
+		))
 
-	const conns, size = 10, 3000
-	for i := 0; i < conns; i++ {
-		echo(t, hostPort(ports[0]), strings.Repeat("m", size))
-	}
-	// The byte counts are added when a connection ends, before its
-	// active count drops.
-	l := []string{"app", "metrics", "target", live.addr}
-	waitForValue(t, admin, 0, "caddy_tcpproxy_active_connections", l...)
-
-	s := scrapeMetrics(t, admin)
-	for name, typ := range metricFamilies {
-		if f, ok := s[name]; !ok {
-			t.Errorf("metric %s not exported", name)
-		} else if f.GetType() != typ {
-			t.Errorf("metric %s is a %v, want a %v", name, f.GetType(), typ)
+		const conns, size = 10, 3000
+		for i := 0; i < conns; i++ {
+			echo(t, hostPort(ports[0]), strings.Repeat("m", size))
 		}
-	}
-	for name := range s {
-		if _, ok := metricFamilies[name]; !ok {
-			t.Errorf("unexpected metric %s", name)
+		// The byte counts are added when a connection ends, before its
+		// active count drops.
+		l := []string{"app", "metrics", "target", live.addr}
+		waitForValue(t, admin, 0, "caddy_tcpproxy_active_connections", l...)
+
+		s := scrapeMetrics(t, admin)
+		for name, typ := range metricFamilies {
+			if f, ok := s[name]; !ok {
+				t.Errorf("metric %s not exported", name)
+			} else if f.GetType() != typ {
+				t.Errorf("metric %s is a %v, want a %v", name, f.GetType(), typ)
+			}
 		}
-	}
-	target := "app=metrics target=" + live.addr
-	s.expectValues(t, map[string]float64{
-		"caddy_tcpproxy_connections_total " + target:                                     conns,
-		"caddy_tcpproxy_bytes_total direction=upstream " + target:                        conns * size,
-		"caddy_tcpproxy_bytes_total direction=downstream " + target:                      conns * (size + 5), // "live\n" greeting + echo
-		"caddy_tcpproxy_active_connections " + target:                                    0,
-		"caddy_tcpproxy_target_healthy " + target:                                        1,
-		"caddy_tcpproxy_dial_errors_total " + target:                                     0,
-		"caddy_tcpproxy_dial_duration_seconds " + target:                                 conns,
-		"caddy_tcpproxy_rejected_connections_total app=metrics reason=dial_failed":       0,
-		"caddy_tcpproxy_rejected_connections_total app=metrics reason=no_healthy_target": 0,
-		"caddy_tcpproxy_rejected_connections_total app=metrics reason=max_connections":   0,
-		"caddy_tcpproxy_closed_connections_total app=metrics reason=normal":              conns,
-		"caddy_tcpproxy_closed_connections_total app=metrics reason=idle_timeout":        0,
-		"caddy_tcpproxy_connection_duration_seconds app=metrics":                         conns,
-	})
+		for name := range s {
+			if _, ok := metricFamilies[name]; !ok {
+				t.Errorf("unexpected metric %s", name)
+			}
+		}
+		target := "app=metrics target=" + live.addr
+		s.expectValues(t, map[string]float64{
+			"caddy_tcpproxy_connections_total " + target:                                     conns,
+			"caddy_tcpproxy_bytes_total direction=upstream " + target:                        conns * size,
+			"caddy_tcpproxy_bytes_total direction=downstream " + target:                      conns * (size + 5), // "live\n" greeting + echo
+			"caddy_tcpproxy_active_connections " + target:                                    0,
+			"caddy_tcpproxy_target_healthy " + target:                                        1,
+			"caddy_tcpproxy_dial_errors_total " + target:                                     0,
+			"caddy_tcpproxy_dial_duration_seconds " + target:                                 conns,
+			"caddy_tcpproxy_rejected_connections_total app=metrics reason=dial_failed":       0,
+			"caddy_tcpproxy_rejected_connections_total app=metrics reason=no_healthy_target": 0,
+			"caddy_tcpproxy_rejected_connections_total app=metrics reason=max_connections":   0,
+			"caddy_tcpproxy_closed_connections_total app=metrics reason=normal":              conns,
+			"caddy_tcpproxy_closed_connections_total app=metrics reason=idle_timeout":        0,
+			"caddy_tcpproxy_connection_duration_seconds app=metrics":                         conns,
+		})
 
-	// One connection held open is one active connection.
-	c := dial(t, hostPort(ports[0]))
-	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	waitForValue(t, admin, 1, "caddy_tcpproxy_active_connections", l...)
-	c.Close()
-	waitForValue(t, admin, 0, "caddy_tcpproxy_active_connections", l...)
+		// One connection held open is one active connection.
+		c := dial(t, hostPort(ports[0]))
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		waitForValue(t, admin, 1, "caddy_tcpproxy_active_connections", l...)
+		c.Close()
+		waitForValue(t, admin, 0, "caddy_tcpproxy_active_connections", l...)
 
-	// Beyond max_connections a connection is rejected and counted.
-	held := dial(t, hostPort(ports[1]))
-	defer held.Close()
-	if _, err := bufio.NewReader(held).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	mustBeClosed(t, hostPort(ports[1]))
+		// Beyond max_connections a connection is rejected and counted.
+		held := dial(t, hostPort(ports[1]))
+		defer held.Close()
+		if _, err := bufio.NewReader(held).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		mustBeClosed(t, hostPort(ports[1]))
 
-	// A dead target: one failed dial, then no healthy target.
-	mustBeClosed(t, hostPort(ports[2]))
-	mustBeClosed(t, hostPort(ports[2]))
+		// A dead target: one failed dial, then no healthy target.
+		mustBeClosed(t, hostPort(ports[2]))
+		mustBeClosed(t, hostPort(ports[2]))
 
-	deadTarget := "app=metrics-dead target=" + dead.addr
-	scrapeMetrics(t, admin).expectValues(t, map[string]float64{
-		"caddy_tcpproxy_connections_total " + target:                                          conns + 1,
-		"caddy_tcpproxy_dial_duration_seconds " + target:                                      conns + 1,
-		"caddy_tcpproxy_connections_total app=metrics-max target=" + live.addr:                1,
-		"caddy_tcpproxy_active_connections app=metrics-max target=" + live.addr:               1,
-		"caddy_tcpproxy_rejected_connections_total app=metrics-max reason=max_connections":    1,
-		"caddy_tcpproxy_rejected_connections_total app=metrics-max reason=no_healthy_target":  0,
-		"caddy_tcpproxy_dial_errors_total " + deadTarget:                                      1,
-		"caddy_tcpproxy_target_healthy " + deadTarget:                                         0,
-		"caddy_tcpproxy_connections_total " + deadTarget:                                      0,
-		"caddy_tcpproxy_dial_duration_seconds " + deadTarget:                                  0,
-		"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=dial_failed":       1,
-		"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=no_healthy_target": 1,
-		"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=max_connections":   0,
+		deadTarget := "app=metrics-dead target=" + dead.addr
+		scrapeMetrics(t, admin).expectValues(t, map[string]float64{
+			"caddy_tcpproxy_connections_total " + target:                                          conns + 1,
+			"caddy_tcpproxy_dial_duration_seconds " + target:                                      conns + 1,
+			"caddy_tcpproxy_connections_total app=metrics-max target=" + live.addr:                1,
+			"caddy_tcpproxy_active_connections app=metrics-max target=" + live.addr:               1,
+			"caddy_tcpproxy_rejected_connections_total app=metrics-max reason=max_connections":    1,
+			"caddy_tcpproxy_rejected_connections_total app=metrics-max reason=no_healthy_target":  0,
+			"caddy_tcpproxy_dial_errors_total " + deadTarget:                                      1,
+			"caddy_tcpproxy_target_healthy " + deadTarget:                                         0,
+			"caddy_tcpproxy_connections_total " + deadTarget:                                      0,
+			"caddy_tcpproxy_dial_duration_seconds " + deadTarget:                                  0,
+			"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=dial_failed":       1,
+			"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=no_healthy_target": 1,
+			"caddy_tcpproxy_rejected_connections_total app=metrics-dead reason=max_connections":   0,
+		})
 	})
 }
 

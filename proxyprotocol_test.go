@@ -92,51 +92,53 @@ func (b *proxyProtocolBackend) next(t *testing.T) proxyProtocolConn {
 }
 
 func TestProxyProtocolCarriesTheClientAddress(t *testing.T) {
-	for _, tc := range []struct {
-		name, version, bind string
-		version8            byte
-		transport           proxyproto.AddressFamilyAndProtocol
-	}{
-		{"v1 over IPv4", "v1", "127.0.0.1", 1, proxyproto.TCPv4},
-		{"v2 over IPv4", "v2", "127.0.0.1", 2, proxyproto.TCPv4},
-		{"v1 over IPv6", "v1", "::1", 1, proxyproto.TCPv6},
-		{"v2 over IPv6", "v2", "::1", 2, proxyproto.TCPv6},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.bind == "::1" {
-				skipWithoutIPv6(t)
-			}
-			backend := newProxyProtocolBackend(t)
-			port := freePort(t)
-			loadConfig(t, proxyConfig(app{"name": "pp", "ports": []int{port}, "bind": []string{tc.bind},
-				"targets": []string{backend.addr}, "proxy_protocol": tc.version}))
-			listenAddr := net.JoinHostPort(tc.bind, itoa(int64(port)))
+	onBothPaths(t, func(t *testing.T) {
+		for _, tc := range []struct {
+			name, version, bind string
+			version8            byte
+			transport           proxyproto.AddressFamilyAndProtocol
+		}{
+			{"v1 over IPv4", "v1", "127.0.0.1", 1, proxyproto.TCPv4},
+			{"v2 over IPv4", "v2", "127.0.0.1", 2, proxyproto.TCPv4},
+			{"v1 over IPv6", "v1", "::1", 1, proxyproto.TCPv6},
+			{"v2 over IPv6", "v2", "::1", 2, proxyproto.TCPv6},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.bind == "::1" {
+					skipWithoutIPv6(t)
+				}
+				backend := newProxyProtocolBackend(t)
+				port := freePort(t)
+				loadConfig(t, proxyConfig(app{"name": "pp", "ports": []int{port}, "bind": []string{tc.bind},
+					"targets": []string{backend.addr}, "proxy_protocol": tc.version}))
+				listenAddr := net.JoinHostPort(tc.bind, itoa(int64(port)))
 
-			c := dial(t, listenAddr)
-			defer c.Close()
-			roundTrip(t, c, payloadSize)
-			got := backend.next(t)
-			if got.err != nil {
-				t.Fatalf("backend could not read a PROXY header: %v", got.err)
-			}
-			h := got.header
-			if h.Version != tc.version8 || h.Command != proxyproto.PROXY || h.TransportProtocol != tc.transport {
-				t.Errorf("header version %d, command %v, transport %v; want %d, PROXY, %v",
-					h.Version, h.Command, h.TransportProtocol, tc.version8, tc.transport)
-			}
-			if src := h.SourceAddr.String(); src != c.LocalAddr().String() {
-				t.Errorf("source %s, want the client's address %s", src, c.LocalAddr())
-			}
-			if dst := h.DestinationAddr.String(); dst != c.RemoteAddr().String() {
-				t.Errorf("destination %s, want the proxy's listening address %s", dst, c.RemoteAddr())
-			}
-			// The backend echoed what followed the header, and the echo
-			// was what the client sent.
-			if got.payload != payloadSize {
-				t.Errorf("backend got %d payload bytes after the header, want the %d sent", got.payload, payloadSize)
-			}
-		})
-	}
+				c := dial(t, listenAddr)
+				defer c.Close()
+				roundTrip(t, c, payloadSize)
+				got := backend.next(t)
+				if got.err != nil {
+					t.Fatalf("backend could not read a PROXY header: %v", got.err)
+				}
+				h := got.header
+				if h.Version != tc.version8 || h.Command != proxyproto.PROXY || h.TransportProtocol != tc.transport {
+					t.Errorf("header version %d, command %v, transport %v; want %d, PROXY, %v",
+						h.Version, h.Command, h.TransportProtocol, tc.version8, tc.transport)
+				}
+				if src := h.SourceAddr.String(); src != c.LocalAddr().String() {
+					t.Errorf("source %s, want the client's address %s", src, c.LocalAddr())
+				}
+				if dst := h.DestinationAddr.String(); dst != c.RemoteAddr().String() {
+					t.Errorf("destination %s, want the proxy's listening address %s", dst, c.RemoteAddr())
+				}
+				// The backend echoed what followed the header, and the echo
+				// was what the client sent.
+				if got.payload != payloadSize {
+					t.Errorf("backend got %d payload bytes after the header, want the %d sent", got.payload, payloadSize)
+				}
+			})
+		}
+	})
 }
 
 func TestProxyProtocolHealthProbesSendLocalHeader(t *testing.T) {
@@ -161,18 +163,20 @@ func TestProxyProtocolHealthProbesSendLocalHeader(t *testing.T) {
 }
 
 func TestProxyProtocolOffSendsNoHeader(t *testing.T) {
-	backend := newProxyProtocolBackend(t)
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "no-pp", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": []string{backend.addr}}))
-	c := dial(t, hostPort(port))
-	defer c.Close()
-	roundTrip(t, c, payloadSize)
-	got := backend.next(t)
-	if !errors.Is(got.err, proxyproto.ErrNoProxyProtocol) {
-		t.Errorf("backend read a PROXY header %+v (err %v), want none", got.header, got.err)
-	}
-	if got.payload != payloadSize {
-		t.Errorf("backend got %d bytes, want the %d sent", got.payload, payloadSize)
-	}
+	onBothPaths(t, func(t *testing.T) {
+		backend := newProxyProtocolBackend(t)
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "no-pp", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": []string{backend.addr}}))
+		c := dial(t, hostPort(port))
+		defer c.Close()
+		roundTrip(t, c, payloadSize)
+		got := backend.next(t)
+		if !errors.Is(got.err, proxyproto.ErrNoProxyProtocol) {
+			t.Errorf("backend read a PROXY header %+v (err %v), want none", got.header, got.err)
+		}
+		if got.payload != payloadSize {
+			t.Errorf("backend got %d bytes, want the %d sent", got.payload, payloadSize)
+		}
+	})
 }

@@ -35,45 +35,47 @@ func tryGreeting(t *testing.T, addr string) string {
 // tried again after down_interval: the first connection after it reaches
 // the target, which is up again. Before, it stayed down for good.
 func TestPassiveRecoveryChecksDisabled(t *testing.T) {
-	a := newBackend(t, "a")
-	port := freePort(t)
-	const down = 300 * time.Millisecond
-	loadConfig(t, proxyConfig(app{"name": "alone", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": []string{a.addr}, "health_checks": map[string]any{"disabled": true, "down_interval": "300ms"}}))
-	ta := lookupTarget(t, "alone", a.addr)
-	if got := tryGreeting(t, hostPort(port)); got != "a" {
-		t.Fatalf("first connection: %q", got)
-	}
+	onBothPaths(t, func(t *testing.T) {
+		a := newBackend(t, "a")
+		port := freePort(t)
+		const down = 300 * time.Millisecond
+		loadConfig(t, proxyConfig(app{"name": "alone", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": []string{a.addr}, "health_checks": map[string]any{"disabled": true, "down_interval": "300ms"}}))
+		ta := lookupTarget(t, "alone", a.addr)
+		if got := tryGreeting(t, hostPort(port)); got != "a" {
+			t.Fatalf("first connection: %q", got)
+		}
 
-	a.stop()
-	if got := tryGreeting(t, hostPort(port)); got != "" {
-		t.Fatalf("connection to a stopped target answered %q", got)
-	}
-	failedAt := time.Now()
-	if ta.healthy.Load() || ta.node.Eligible() {
-		t.Fatal("a failed dial did not mark the target down")
-	}
-	a.restart()
-	// Within down_interval the target is not tried: rejected at once.
-	if got := tryGreeting(t, hostPort(port)); got != "" && time.Since(failedAt) < down {
-		t.Fatalf("target tried %s after the failed dial, before down_interval %s", time.Since(failedAt), down)
-	}
-	attempts := 0
-	waitFor(t, 10*time.Second, "a connection to reach the target again", func() bool {
-		attempts++
-		return tryGreeting(t, hostPort(port)) == "a"
+		a.stop()
+		if got := tryGreeting(t, hostPort(port)); got != "" {
+			t.Fatalf("connection to a stopped target answered %q", got)
+		}
+		failedAt := time.Now()
+		if ta.healthy.Load() || ta.node.Eligible() {
+			t.Fatal("a failed dial did not mark the target down")
+		}
+		a.restart()
+		// Within down_interval the target is not tried: rejected at once.
+		if got := tryGreeting(t, hostPort(port)); got != "" && time.Since(failedAt) < down {
+			t.Fatalf("target tried %s after the failed dial, before down_interval %s", time.Since(failedAt), down)
+		}
+		attempts := 0
+		waitFor(t, 10*time.Second, "a connection to reach the target again", func() bool {
+			attempts++
+			return tryGreeting(t, hostPort(port)) == "a"
+		})
+		back := time.Since(failedAt)
+		t.Logf("checks disabled, down_interval %s: back after %s, %d connection attempts", down, back.Round(time.Millisecond), attempts)
+		if back < down {
+			t.Errorf("back after %s, before down_interval %s", back, down)
+		}
+		if back > down+3*time.Second {
+			t.Errorf("back after %s, want about down_interval %s", back, down)
+		}
+		if !ta.healthy.Load() {
+			t.Error("target reached but still marked down")
+		}
 	})
-	back := time.Since(failedAt)
-	t.Logf("checks disabled, down_interval %s: back after %s, %d connection attempts", down, back.Round(time.Millisecond), attempts)
-	if back < down {
-		t.Errorf("back after %s, before down_interval %s", back, down)
-	}
-	if back > down+3*time.Second {
-		t.Errorf("back after %s, want about down_interval %s", back, down)
-	}
-	if !ta.healthy.Load() {
-		t.Error("target reached but still marked down")
-	}
 }
 
 // With every target hit once by a failed dial, the app recovers once they
@@ -81,38 +83,40 @@ func TestPassiveRecoveryChecksDisabled(t *testing.T) {
 // up, retries of a dead one fail no client: they fail over at once, and
 // are paced by down_interval.
 func TestPassiveRetryFailsOverAtOnce(t *testing.T) {
-	alive, dead := newBackend(t, "alive"), newBackend(t, "dead")
-	dead.stop()
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "retry", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": []string{dead.addr, alive.addr}, "health_checks": map[string]any{"disabled": true, "down_interval": "200ms"}}))
-	td := lookupTarget(t, "retry", dead.addr)
-	dialErrors := func() float64 { return testutilCounter(t, td.m.dialErrors) }
-	before := dialErrors()
-	start := time.Now()
-	for i := 0; time.Since(start) < 1500*time.Millisecond; i++ {
-		if got := tryGreeting(t, hostPort(port)); got != "alive" {
-			t.Fatalf("connection %d answered %q: a retry of the dead target failed a client", i, got)
+	onBothPaths(t, func(t *testing.T) {
+		alive, dead := newBackend(t, "alive"), newBackend(t, "dead")
+		dead.stop()
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "retry", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": []string{dead.addr, alive.addr}, "health_checks": map[string]any{"disabled": true, "down_interval": "200ms"}}))
+		td := lookupTarget(t, "retry", dead.addr)
+		dialErrors := func() float64 { return testutilCounter(t, td.m.dialErrors) }
+		before := dialErrors()
+		start := time.Now()
+		for i := 0; time.Since(start) < 1500*time.Millisecond; i++ {
+			if got := tryGreeting(t, hostPort(port)); got != "alive" {
+				t.Fatalf("connection %d answered %q: a retry of the dead target failed a client", i, got)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	tries := dialErrors() - before
-	// One dial at start, then one per down_interval at most.
-	if most := 2 + time.Since(start).Seconds()/0.2; tries < 3 || tries > most {
-		t.Errorf("%v dials of the dead target in %s, want 3..%.0f (one per 200ms down_interval)", tries, time.Since(start), most)
-	}
+		tries := dialErrors() - before
+		// One dial at start, then one per down_interval at most.
+		if most := 2 + time.Since(start).Seconds()/0.2; tries < 3 || tries > most {
+			t.Errorf("%v dials of the dead target in %s, want 3..%.0f (one per 200ms down_interval)", tries, time.Since(start), most)
+		}
 
-	// Both hit once: back as soon as they are.
-	alive.stop()
-	waitFor(t, 10*time.Second, "both targets down", func() bool {
-		return tryGreeting(t, hostPort(port)) == "" && !lookupTarget(t, "retry", alive.addr).healthy.Load()
-	})
-	alive.restart()
-	dead.restart()
-	seen := map[string]bool{}
-	waitFor(t, 10*time.Second, "both targets to serve again", func() bool {
-		seen[tryGreeting(t, hostPort(port))] = true
-		return seen["alive"] && seen["dead"]
+		// Both hit once: back as soon as they are.
+		alive.stop()
+		waitFor(t, 10*time.Second, "both targets down", func() bool {
+			return tryGreeting(t, hostPort(port)) == "" && !lookupTarget(t, "retry", alive.addr).healthy.Load()
+		})
+		alive.restart()
+		dead.restart()
+		seen := map[string]bool{}
+		waitFor(t, 10*time.Second, "both targets to serve again", func() bool {
+			seen[tryGreeting(t, hostPort(port))] = true
+			return seen["alive"] && seen["dead"]
+		})
 	})
 }
 

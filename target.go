@@ -1,6 +1,7 @@
 package tcpproxy
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,13 @@ import (
 // counters. The proxy's hot path reads it with atomics only.
 type target struct {
 	app  string
-	addr string // as configured: resolved at each dial
+	addr string // as configured: a name is resolved at each dial on the goroutine path
+
+	// named: addr is a host name. dial is where the loops dial: addr
+	// itself if it is an IP address, else the last lookup of the name
+	// (resolve.go); nil until the first lookup.
+	named bool
+	dial  atomic.Pointer[resolution]
 
 	// node is what the load balancers read: whether the target is
 	// eligible (healthy and ready) and its active connection count.
@@ -105,6 +112,11 @@ func acquireTarget(app, addr string) *target {
 		t.up.metric, t.down.metric = t.m.bytesUp, t.m.bytesDown
 		t.node.Owner = t
 		t.healthy.Store(true)
+		if ap, ok := parseDialAddr(addr); ok {
+			t.dial.Store(&resolution{addrs: []netip.AddrPort{ap}})
+		} else {
+			t.named = true
+		}
 		return t, nil
 	})
 	return v.(*target)

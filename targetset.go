@@ -33,6 +33,15 @@ type targetSet struct {
 
 	cur atomic.Pointer[[]*target] // the members now, in balancer order
 
+	// named are the static targets written as host names, which
+	// resolveNames looks up for the loops; resolved says that each has
+	// been looked up at least once (by this set or an earlier config's),
+	// so that the loops can dial every member. relookup asks for a
+	// round soon.
+	named    []*target
+	resolved atomic.Bool
+	relookup chan struct{}
+
 	mu       sync.Mutex          // serialises changes and release
 	held     map[string]*target  // every target referenced, by address
 	in       map[string]struct{} // rebuild's scratch, kept to reuse its space
@@ -81,6 +90,15 @@ func newTargetSet(app string, u Upstreams, cursor *atomic.Uint64) (*targetSet, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, _, _ = s.rebuild()
+	resolved := true
+	for _, c := range s.static {
+		if t := s.held[c.Address]; t.named {
+			s.named = append(s.named, t)
+			resolved = resolved && t.dial.Load() != nil
+		}
+	}
+	s.resolved.Store(resolved)
+	s.relookup = make(chan struct{}, 1)
 	return s, nil
 }
 

@@ -69,23 +69,25 @@ func TestWeightedRoundRobinGivesEachTargetItsWeightInEveryWindowAcrossPorts(t *t
 }
 
 func TestWeightedLeastConnKeepsActiveConnectionsProportionalToWeight(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	port := freePort(t)
-	loadConfig(t, proxyConfig(app{"name": "wlc", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"lb_policy": "least_conn", "targets": []any{a.addr, weighted(b.addr, 3, false)}}))
-	counts := map[string]int{}
-	for range 8 {
-		c := dial(t, hostPort(port))
-		defer c.Close()
-		name, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
+	onBothPaths(t, func(t *testing.T) {
+		a, b := newBackend(t, "a"), newBackend(t, "b")
+		port := freePort(t)
+		loadConfig(t, proxyConfig(app{"name": "wlc", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"lb_policy": "least_conn", "targets": []any{a.addr, weighted(b.addr, 3, false)}}))
+		counts := map[string]int{}
+		for range 8 {
+			c := dial(t, hostPort(port))
+			defer c.Close()
+			name, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[strings.TrimSpace(name)]++
 		}
-		counts[strings.TrimSpace(name)]++
-	}
-	if counts["a"] != 2 || counts["b"] != 6 {
-		t.Errorf("8 held connections: %v, want a 2 and b 6 (active/weight kept equal)", counts)
-	}
+		if counts["a"] != 2 || counts["b"] != 6 {
+			t.Errorf("8 held connections: %v, want a 2 and b 6 (active/weight kept equal)", counts)
+		}
+	})
 }
 
 func TestBackupsTakeOverWithoutFailuresAndGiveWayToAReturningPrimary(t *testing.T) {
@@ -198,14 +200,26 @@ func TestIPHashKeepsClientsAndMovesOnlyTheDepartedTargetsClients(t *testing.T) {
 // and body.
 func setTargetState(t testing.TB, adminAddr, body string) (int, string) {
 	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Post("http://"+adminAddr+"/tcpproxy/targets", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST /tcpproxy/targets: %v", err)
+	// Right after a reload Caddy replaces its admin server, which resets
+	// a connection now and then (see adminRequest): those are retried,
+	// on a new connection; setting a state twice is harmless.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Post("http://"+adminAddr+"/tcpproxy/targets", "application/json", strings.NewReader(body))
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil {
+				return resp.StatusCode, string(b)
+			}
+			err = rerr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST /tcpproxy/targets: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func mustSetState(t testing.TB, adminAddr, app, target, state string, close bool) {
@@ -217,98 +231,102 @@ func mustSetState(t testing.TB, adminAddr, app, target, state string, close bool
 }
 
 func TestDrainKeepsAStreamFlowingAndSendsNewConnectionsElsewhere(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	port := freePort(t)
-	cfg := proxyConfig(app{"name": "drain", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(a, b)})
-	admin := loadConfigWithAdmin(t, cfg)
-	addr := hostPort(port)
-	var stream net.Conn
-	for stream == nil {
-		c := dial(t, addr)
-		r := bufio.NewReader(c)
-		if name, _ := r.ReadString('\n'); name == "a\n" {
-			stream = c
-		} else {
-			c.Close()
+	onBothPaths(t, func(t *testing.T) {
+		a, b := newBackend(t, "a"), newBackend(t, "b")
+		port := freePort(t)
+		cfg := proxyConfig(app{"name": "drain", "ports": []int{port}, "bind": []string{"127.0.0.1"}, "targets": addrs(a, b)})
+		admin := loadConfigWithAdmin(t, cfg)
+		addr := hostPort(port)
+		var stream net.Conn
+		for stream == nil {
+			c := dial(t, addr)
+			r := bufio.NewReader(c)
+			if name, _ := r.ReadString('\n'); name == "a\n" {
+				stream = c
+			} else {
+				c.Close()
+			}
 		}
-	}
-	defer stream.Close()
-	mustSetState(t, admin, "drain", a.addr, "drain", false)
-	for range 6 {
-		if name := greeting(t, addr); name != "b" {
-			t.Fatalf("a drained, yet %s answered a new connection", name)
+		defer stream.Close()
+		mustSetState(t, admin, "drain", a.addr, "drain", false)
+		for range 6 {
+			if name := greeting(t, addr); name != "b" {
+				t.Fatalf("a drained, yet %s answered a new connection", name)
+			}
 		}
-	}
-	for i := range 20 {
-		msg := fmt.Sprintf("m%02d", i)
-		if _, err := io.WriteString(stream, msg); err != nil {
-			t.Fatalf("stream to the drained target: %v", err)
+		for i := range 20 {
+			msg := fmt.Sprintf("m%02d", i)
+			if _, err := io.WriteString(stream, msg); err != nil {
+				t.Fatalf("stream to the drained target: %v", err)
+			}
+			buf := make([]byte, len(msg))
+			if _, err := io.ReadFull(stream, buf); err != nil || string(buf) != msg {
+				t.Fatalf("stream to the drained target: %q, %v", buf, err)
+			}
 		}
-		buf := make([]byte, len(msg))
-		if _, err := io.ReadFull(stream, buf); err != nil || string(buf) != msg {
-			t.Fatalf("stream to the drained target: %q, %v", buf, err)
+		st := getStatus(t, admin)
+		if tg := st.Apps[0].Targets[0]; tg.State != "drain" || tg.ActiveConnections != 1 {
+			t.Errorf("status of the drained target: state %q, %d active; want drain, 1", tg.State, tg.ActiveConnections)
 		}
-	}
-	st := getStatus(t, admin)
-	if tg := st.Apps[0].Targets[0]; tg.State != "drain" || tg.ActiveConnections != 1 {
-		t.Errorf("status of the drained target: state %q, %d active; want drain, 1", tg.State, tg.ActiveConnections)
-	}
 
-	// The state survives a reload that keeps the target.
-	cfg["grace_period"] = "5s"
-	if err := tryLoadWith(cfg, withAdmin(admin)); err != nil {
-		t.Fatal(err)
-	}
-	if got := getStatus(t, admin).Apps[0].Targets[0].State; got != "drain" {
-		t.Errorf("after a reload the drained target is %q", got)
-	}
-	mustSetState(t, admin, "drain", a.addr, "ready", false)
-	seen := map[string]bool{}
-	for range 4 {
-		seen[greeting(t, addr)] = true
-	}
-	if !seen["a"] {
-		t.Errorf("a ready again, but 4 connections went to %v", seen)
-	}
+		// The state survives a reload that keeps the target.
+		cfg["grace_period"] = "5s"
+		if err := tryLoadWith(cfg, withAdmin(admin)); err != nil {
+			t.Fatal(err)
+		}
+		if got := getStatus(t, admin).Apps[0].Targets[0].State; got != "drain" {
+			t.Errorf("after a reload the drained target is %q", got)
+		}
+		mustSetState(t, admin, "drain", a.addr, "ready", false)
+		seen := map[string]bool{}
+		for range 4 {
+			seen[greeting(t, addr)] = true
+		}
+		if !seen["a"] {
+			t.Errorf("a ready again, but 4 connections went to %v", seen)
+		}
+	})
 }
 
 func TestMaintStopsProbesAndCloseCutsItsConnections(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	port := freePort(t)
-	admin := loadConfigWithAdmin(t, proxyConfig(app{"name": "maint", "ports": []int{port}, "bind": []string{"127.0.0.1"},
-		"targets": addrs(a, b), "health_checks": map[string]any{"interval": "50ms", "timeout": "500ms"}}))
-	addr := hostPort(port)
-	ta := lookupTarget(t, "maint", a.addr)
-	var onA []net.Conn
-	for len(onA) < 2 {
-		c := dial(t, addr)
-		defer c.Close()
-		if name, _ := bufio.NewReader(c).ReadString('\n'); name == "a\n" {
-			onA = append(onA, c)
+	onBothPaths(t, func(t *testing.T) {
+		a, b := newBackend(t, "a"), newBackend(t, "b")
+		port := freePort(t)
+		admin := loadConfigWithAdmin(t, proxyConfig(app{"name": "maint", "ports": []int{port}, "bind": []string{"127.0.0.1"},
+			"targets": addrs(a, b), "health_checks": map[string]any{"interval": "50ms", "timeout": "500ms"}}))
+		addr := hostPort(port)
+		ta := lookupTarget(t, "maint", a.addr)
+		var onA []net.Conn
+		for len(onA) < 2 {
+			c := dial(t, addr)
+			defer c.Close()
+			if name, _ := bufio.NewReader(c).ReadString('\n'); name == "a\n" {
+				onA = append(onA, c)
+			}
 		}
-	}
-	mustSetState(t, admin, "maint", a.addr, "maint", false)
-	time.Sleep(100 * time.Millisecond) // a probe in flight at the switch may still finish
-	last := ta.status().LastCheck
-	time.Sleep(300 * time.Millisecond) // six probe intervals: no probe may happen
-	if got := ta.status().LastCheck; !got.Equal(last) {
-		t.Errorf("target in maintenance probed at %v (last before %v)", got, last)
-	}
-	if _, err := io.WriteString(onA[0], "still"); err != nil {
-		t.Fatalf("maint without close cut a connection: %v", err)
-	}
-	mustSetState(t, admin, "maint", a.addr, "maint", true)
-	for i, c := range onA {
-		if !peerClosed(c, 5*time.Second) {
-			t.Errorf("connection %d to the target in maintenance not closed by close:true", i)
+		mustSetState(t, admin, "maint", a.addr, "maint", false)
+		time.Sleep(100 * time.Millisecond) // a probe in flight at the switch may still finish
+		last := ta.status().LastCheck
+		time.Sleep(300 * time.Millisecond) // six probe intervals: no probe may happen
+		if got := ta.status().LastCheck; !got.Equal(last) {
+			t.Errorf("target in maintenance probed at %v (last before %v)", got, last)
 		}
-	}
-	waitForValue(t, admin, 2, "caddy_tcpproxy_closed_connections_total", "app", "maint", "reason", "admin")
-	for range 4 {
-		if name := greeting(t, addr); name != "b" {
-			t.Fatalf("a in maintenance, yet %s answered", name)
+		if _, err := io.WriteString(onA[0], "still"); err != nil {
+			t.Fatalf("maint without close cut a connection: %v", err)
 		}
-	}
+		mustSetState(t, admin, "maint", a.addr, "maint", true)
+		for i, c := range onA {
+			if !peerClosed(c, 5*time.Second) {
+				t.Errorf("connection %d to the target in maintenance not closed by close:true", i)
+			}
+		}
+		waitForValue(t, admin, 2, "caddy_tcpproxy_closed_connections_total", "app", "maint", "reason", "admin")
+		for range 4 {
+			if name := greeting(t, addr); name != "b" {
+				t.Fatalf("a in maintenance, yet %s answered", name)
+			}
+		}
+	})
 }
 
 func TestTargetStateAdminErrors(t *testing.T) {

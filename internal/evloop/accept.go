@@ -28,6 +28,7 @@ type Listener struct {
 	rc     syscall.RawConn
 	addr   net.Addr
 	closed atomic.Bool
+	local  netip.AddrPort // every accepted connection's local address, if known (AssumeLocalAddr)
 
 	// One Accept at a time: its callback and results live here, bound
 	// once, so that an accept allocates nothing but the Conn.
@@ -72,7 +73,19 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
-	return &Conn{fd: int32(l.nfd), remote: rawAddrPort(&l.sa), accepted: mono()}, nil
+	return &Conn{fd: int32(l.nfd), remote: rawAddrPort(&l.sa), local: l.local, accepted: mono()}, nil
+}
+
+// AssumeLocalAddr says that every connection the socket accepts is to
+// the address it listens on, which is true of a socket bound to one IP
+// address (not a wildcard) that no sk_lookup program steers other
+// addresses to: a Conn's LocalAddr then needs no system call. Call it
+// before the first Accept; it does nothing for a wildcard address.
+func (l *Listener) AssumeLocalAddr() {
+	if ta, ok := l.addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		ap := ta.AddrPort()
+		l.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
 }
 
 // accept is the RawConn.Read callback of Accept. The system call is made

@@ -27,8 +27,8 @@ var ErrConverted = errors.New("evloop: connection was converted to a *net.TCPCon
 // listener's under sk_lookup). Deadlines are only recorded until the
 // connection is converted. Close closes the socket, unless a loop owns it.
 //
-// Read and Write are the rare case (something before the proxy handler
-// reads, such as a caddy-l4 matcher): the first one converts the socket
+// Read, Write and CloseWrite are the rare case (something before the
+// proxy handler reads, such as a caddy-l4 matcher): the first one converts the socket
 // into a *net.TCPConn registered with the netpoller, about a dozen system
 // calls (dup, two epoll_ctl, getsockopt, getsockname, getpeername, close,
 // and Go's TCP_NODELAY and keepalive defaults), and delegates to it.
@@ -77,18 +77,37 @@ func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) 
 func (c *Conn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if a := c.localLocked(); a.IsValid() {
+		return net.TCPAddrFromAddrPort(a)
+	}
+	if c.state == stateConverted {
+		return c.ext.tc.LocalAddr()
+	}
+	return &net.TCPAddr{}
+}
+
+// LocalAddrPort is LocalAddr without allocating: the zero AddrPort when
+// it cannot be known (see LocalAddr).
+func (c *Conn) LocalAddrPort() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.localLocked(); a.IsValid() || c.state != stateConverted {
+		return a
+	}
+	if ta, ok := c.ext.tc.LocalAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// localLocked asks the socket for its address once, while it is ours.
+func (c *Conn) localLocked() netip.AddrPort {
 	if !c.local.IsValid() && c.state == stateOpen {
 		if sa, err := syscall.Getsockname(int(c.fd)); err == nil { // see Listener.Accept
 			c.local = addrPort(sa)
 		}
 	}
-	if !c.local.IsValid() {
-		if c.state == stateConverted {
-			return c.ext.tc.LocalAddr()
-		}
-		return &net.TCPAddr{}
-	}
-	return net.TCPAddrFromAddrPort(c.local)
+	return c.local
 }
 
 // Read converts the connection (see Conn) and reads from it.
@@ -107,6 +126,16 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return tc.Write(b)
+}
+
+// CloseWrite converts the connection (see Conn) and shuts down its
+// writing side: the half-close a copy passes on.
+func (c *Conn) CloseWrite() error {
+	tc, err := c.TCPConn()
+	if err != nil {
+		return err
+	}
+	return tc.CloseWrite()
 }
 
 // Close closes the socket. Once a loop owns it, Close does nothing: the

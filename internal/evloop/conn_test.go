@@ -67,8 +67,31 @@ func TestConnAddresses(t *testing.T) {
 	if got, want := c.LocalAddr().String(), ln.Addr().String(); got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
+	if got, want := c.LocalAddrPort().String(), ln.Addr().String(); got != want {
+		t.Errorf("LocalAddrPort %s, want %s", got, want)
+	}
 	if d := time.Since(c.AcceptedAt()); d < 0 || d > 5*time.Second {
 		t.Errorf("AcceptedAt is %v ago, want just now", d)
+	}
+}
+
+// TestAssumedLocalAddrNeedsNoSystemCall: a socket bound to one address
+// gives its accepted connections that address without a getsockname,
+// even once a loop owns them (when the socket can no longer be asked).
+func TestAssumedLocalAddrNeedsNoSystemCall(t *testing.T) {
+	ls := testLoops(t, 1)
+	ln := listen(t)
+	defer ln.Close()
+	ln.AssumeLocalAddr()
+	c, client := acceptOne(t, ln)
+	if _, err := ls.Proxy(c, newSession(), Timeouts{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.LocalAddrPort().String(), client.RemoteAddr().String(); got != want {
+		t.Errorf("LocalAddrPort %s, want %s", got, want)
+	}
+	if got, want := c.LocalAddr().String(), client.RemoteAddr().String(); got != want {
+		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
 }
 
@@ -106,10 +129,17 @@ func TestConnReadWriteConvertsIt(t *testing.T) {
 	if _, err := ls.Proxy(c, newSession(), Timeouts{}); !errors.Is(err, ErrConverted) {
 		t.Fatalf("Proxy of a converted conn: %v, want ErrConverted", err)
 	}
-	c.Close()
-	if _, err := client.Read(got); err != io.EOF {
-		t.Fatalf("client read after Close: %v, want EOF", err)
+	// A half-close, as a copy of the caller's passes one on.
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
 	}
+	if _, err := client.Read(got); err != io.EOF {
+		t.Fatalf("client read after CloseWrite: %v, want EOF", err)
+	}
+	if _, err := c.Write([]byte("x")); err == nil {
+		t.Fatal("Write after CloseWrite succeeded")
+	}
+	c.Close()
 }
 
 func TestConnCloseIsANoOpOnceProxied(t *testing.T) {

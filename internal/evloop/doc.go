@@ -24,7 +24,9 @@
 // what a full destination did not take (in a pooled buffer, or in the
 // loop's pipe, handed over) and not reading its source meanwhile, and the
 // idle, half-close and maximum-duration timeouts on a coarse timer wheel
-// that traffic never touches.
+// that traffic never touches (before ending a connection as idle, the
+// loop asks the kernel whether bytes are still leaving for a slow
+// reader). CloseWhere and CloseAll end connections from any goroutine.
 //
 // Why not goroutines: a goroutine per direction costs two stacks, two
 // parked netpoller waits and their wake-ups per connection; on these

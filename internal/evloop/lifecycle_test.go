@@ -217,3 +217,21 @@ func TestCloseRightAfterProxy(t *testing.T) {
 		client.Close()
 	}
 }
+
+// TestHalfCloseWinsATieWithIdle: a client that sends its last bytes and
+// its end to a silent target has both timeouts due at once when they are
+// equal; half-close is the precise reason (as on the goroutine path).
+func TestHalfCloseWinsATieWithIdle(t *testing.T) {
+	ls := testLoops(t, 1)
+	ts := newTarget(t)
+	const d = 200 * time.Millisecond
+	f := newFixture(t, ls, Timeouts{Idle: d, HalfClose: d}, func() *session { return newSession(ts.target()) })
+	c, s := f.dial()
+	tc := ts.accept(t)
+	go io.Copy(io.Discard, tc)
+	c.Write([]byte("abc"))
+	c.CloseWrite()
+	if r := s.wait(t, 5*time.Second); r.r != HalfCloseTimeout || r.up != 3 {
+		t.Fatalf("Done(%v, up %d), want half_close_timeout, 3", r.r, r.up)
+	}
+}

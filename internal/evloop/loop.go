@@ -58,10 +58,12 @@ type loop struct {
 
 // mail is a request to a loop from another goroutine.
 type mail struct {
-	c   *Conn // the connection to close
-	all bool  // close every connection (neither: only wake the loop)
-	r   Reason
-	ack *sync.WaitGroup
+	c     *Conn              // the connection to close
+	all   bool               // close every connection match accepts (neither: only wake the loop)
+	match func(Session) bool // nil: all of them
+	count *atomic.Int64      // adds the number closed, if not nil
+	r     Reason
+	ack   *sync.WaitGroup
 }
 
 const (
@@ -133,7 +135,7 @@ func (l *loop) run() {
 			// loop could not wait any more: end its connections and exit.
 			l.broken = true
 			l.adopt()
-			l.closeAll(Shutdown)
+			l.closeWhere(Shutdown, nil)
 		}
 		l.now = mono()
 		l.wheel.expire(l.now, l.expFn)
@@ -282,7 +284,10 @@ func (l *loop) readMail() {
 		if m.c != nil {
 			l.finish(m.c, m.r)
 		} else if m.all {
-			l.closeAll(m.r)
+			n := l.closeWhere(m.r, m.match)
+			if m.count != nil {
+				m.count.Add(int64(n))
+			}
 		}
 		if m.ack != nil {
 			m.ack.Done()
@@ -293,12 +298,17 @@ func (l *loop) readMail() {
 	}
 }
 
-func (l *loop) closeAll(r Reason) {
+// closeWhere ends the connections whose session match accepts (all of
+// them with a nil match) and returns how many.
+func (l *loop) closeWhere(r Reason, match func(Session) bool) int {
+	n := 0
 	for _, c := range l.pairs {
-		if c != nil {
+		if c != nil && (match == nil || match(c.p.s)) {
 			l.finish(c, r)
+			n++
 		}
 	}
+	return n
 }
 
 // exit releases the loop's descriptors; it owns no connection any more.

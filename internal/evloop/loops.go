@@ -141,15 +141,26 @@ func (ls *Loops) Proxy(c *Conn, s Session, t Timeouts) (Handle, error) {
 // CloseAll ends every connection the pool's loops own with reason r and
 // returns when their sessions' Done have returned. Not from a Session
 // method: it would wait for its own loop.
-func (ls *Loops) CloseAll(r Reason) {
+func (ls *Loops) CloseAll(r Reason) { ls.CloseWhere(r, nil) }
+
+// CloseWhere ends, with reason r, every connection the pool's loops own
+// whose session match accepts (every one, if match is nil), and returns
+// how many, when their sessions' Done have returned. Each loop runs match
+// on its own goroutine for each of its connections, so it may read what
+// the session's methods wrote without a lock, and must be as quick as
+// they are (compare a field). Not from a Session method: it would wait
+// for its own loop.
+func (ls *Loops) CloseWhere(r Reason, match func(Session) bool) int {
 	var wg sync.WaitGroup
+	var n atomic.Int64
 	for _, l := range ls.loops {
 		wg.Add(1)
-		if !l.post(mail{all: true, r: r, ack: &wg}) {
+		if !l.post(mail{all: true, match: match, count: &n, r: r, ack: &wg}) {
 			wg.Done()
 		}
 	}
 	wg.Wait()
+	return int(n.Load())
 }
 
 // Active returns the number of connections the pool's loops own.

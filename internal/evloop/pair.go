@@ -32,6 +32,9 @@ type pair struct {
 	phase      phase
 	kaSet      bool // keepalive is set on the target's socket
 	queued     bool // in l.again
+	// sampled is the wheel tick (plus one; 0: none) of the last progress
+	// look, which sampled each direction's acked (see progress.go).
+	sampled uint32
 }
 
 type phase uint8
@@ -242,6 +245,8 @@ func (l *loop) expire(c *Conn) {
 		c.p.kaSet = true
 		_ = setKeepAlive(int(c.p.ufd), c.p.t.KeepAlive) // an error here shows in the I/O
 		l.schedule(c)
+	case (r == IdleTimeout || r == HalfCloseTimeout) && !l.progressLook(c, r):
+		// Bytes are still leaving for a slow reader: filed again.
 	default:
 		l.finish(c, r)
 	}
@@ -280,15 +285,17 @@ func (c *Conn) deadline() (int64, Reason) {
 			consider(p.dialAt+int64(p.t.DialTimeout), dialTimedOut)
 		}
 	case relaying:
-		if p.to.Idle > 0 {
-			consider(max(p.dir[up].last, p.dir[down].last)+int64(p.to.Idle), IdleTimeout)
-		}
+		// Half-close first: when both fall due together, it is the more
+		// precise reason. A direction's end counts as traffic for idle.
 		if p.to.HalfClose > 0 && p.dir[up].eof != p.dir[down].eof {
 			open := up
 			if p.dir[up].eof {
 				open = down
 			}
 			consider(max(p.dir[open].last, p.halfAt)+int64(p.to.HalfClose), HalfCloseTimeout)
+		}
+		if p.to.Idle > 0 {
+			consider(max(p.dir[up].last, p.dir[down].last, p.halfAt)+int64(p.to.Idle), IdleTimeout)
 		}
 		if p.t.KeepAlive.Enable && !p.kaSet {
 			consider(p.dialAt+int64(keepAliveDelay), keepAliveDue)

@@ -160,3 +160,39 @@ func TestManyConnectionsLeaveNothingBehind(t *testing.T) {
 	waitFor(t, 5*time.Second, "the loops to exit", func() bool { return exited(ls) })
 	settle(t, goroutines, fds)
 }
+
+func TestCloseWhereEndsOnlyTheMatchingConnections(t *testing.T) {
+	ls := testLoops(t, 2)
+	ts := newTarget(t)
+	f := newFixture(t, ls, Timeouts{}, func() *session { return newSession(ts.target()) })
+	var sessions []*session
+	for range 6 {
+		_, s := f.dial()
+		ts.accept(t)
+		sessions = append(sessions, s)
+	}
+	waitFor(t, 5*time.Second, "the connections to be established", func() bool { return ls.Active() == 6 })
+	cut := map[*session]bool{sessions[1]: true, sessions[4]: true}
+	n := ls.CloseWhere(TargetDown, func(s Session) bool { return cut[s.(*session)] })
+	if n != 2 {
+		t.Fatalf("CloseWhere closed %d connections, want 2", n)
+	}
+	for i, s := range sessions {
+		select {
+		case r := <-s.done:
+			if !cut[s] || r.r != TargetDown {
+				t.Errorf("connection %d: Done(%v), want it open", i, r.r)
+			}
+		default:
+			if cut[s] {
+				t.Errorf("connection %d: Done not called by the time CloseWhere returned", i)
+			}
+		}
+	}
+	if n := ls.Active(); n != 4 {
+		t.Fatalf("%d connections active, want the 4 not matched", n)
+	}
+	if n := ls.CloseWhere(Admin, nil); n != 4 {
+		t.Fatalf("CloseWhere(nil) closed %d connections, want the other 4", n)
+	}
+}

@@ -124,6 +124,7 @@ func TestBulkBothWaysArrivesExactly(t *testing.T) {
 		}()
 		return ch
 	}
+	spliced := SplicedBytes.Load()
 	cr, tr := run(c, 1), run(tc, 2)
 	var cs, tsum sums
 	for range 2 {
@@ -149,6 +150,10 @@ func TestBulkBothWaysArrivesExactly(t *testing.T) {
 	}
 	if n := parked.Load(); n != 0 {
 		t.Errorf("%d parked buffers not returned", n)
+	}
+	// Bulk moves by splice: all but the bursts read through the buffer.
+	if d := SplicedBytes.Load() - spliced; d < size {
+		t.Errorf("%d of %d bytes spliced, want most", d, 2*size)
 	}
 }
 

@@ -31,16 +31,22 @@ var parkPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 // parked counts the parked buffers and pipes (for tests).
 var parked atomic.Int64
 
+// SplicedBytes counts the bytes every loop has moved by splice, so that
+// tests (and a debugger) can tell that bulk takes it. One atomic add per
+// splice step of up to a pipe's size.
+var SplicedBytes atomic.Uint64
+
 // half is one direction of a connection.
 type half struct {
 	pend   []byte         // to write before reading more: the preamble, or parked bytes
 	pooled *[bufSize]byte // pend's buffer, from parkPool
 	pp     pipe           // a parked pipe, holding piped bytes
+	piped  int32          // bytes in pp; 0: no pipe
 	n      int64          // bytes delivered
 	last   int64          // loop clock when a byte last moved
-	piped  int32          // bytes in pp; 0: no pipe
 	free   int32          // leading bytes of pend that are not the client's (the preamble)
 	burst  int32          // bytes moved since the source was last found empty, up to bufSize
+	acked  uint32         // the destination's tcpi_bytes_acked at the last progress look (low bits)
 	eof    bool           // the source ended and the end was passed on
 	bulk   bool           // bursts fill the buffer: splice them
 }
@@ -178,6 +184,7 @@ func (l *loop) spliceStep(c *Conn, d int) bool {
 		return l.noBytes(c, d, err, true)
 	}
 	w, err := rawSplice(int(l.pipe.r), c.sock(dst), n)
+	SplicedBytes.Add(uint64(n))
 	if w < n {
 		// The pipe must be empty for the next connection.
 		rest := n - max(w, 0)

@@ -1,53 +1,34 @@
 package evloop
 
+import "github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
+
 // Reason is why a proxied connection ended: the `reason` of the access log
-// (SPEC, Part 2 "Connection lifecycle"). The first reason set wins.
-type Reason uint8
+// (SPEC, Part 2 "Connection lifecycle"). It is relay.Reason, so that both
+// data paths report their ends alike. The first reason set wins.
+type Reason = relay.Reason
 
 // The reasons, in the order of the access log's documentation.
 const (
 	// Normal: both directions ended with EOF.
-	Normal Reason = iota + 1
+	Normal = relay.Normal
 	// ClientError: a read, write or reset error on the client's socket.
-	ClientError
+	ClientError = relay.ClientError
 	// TargetError: a read, write or reset error on the target's socket.
-	TargetError
+	TargetError = relay.TargetError
 	// IdleTimeout: no byte moved in either direction for Timeouts.Idle.
-	IdleTimeout
+	IdleTimeout = relay.IdleTimeout
 	// HalfCloseTimeout: one direction had ended and the other moved no byte
 	// for Timeouts.HalfClose.
-	HalfCloseTimeout
+	HalfCloseTimeout = relay.HalfCloseTimeout
 	// MaxDuration: Timeouts.MaxDuration passed since the accept.
-	MaxDuration
+	MaxDuration = relay.MaxDuration
 	// TargetDown, Admin and Shutdown are given by the caller to Handle.Close
 	// or Loops.CloseAll.
-	TargetDown
-	Admin
-	Shutdown
+	TargetDown = relay.TargetDown
+	Admin      = relay.Admin
+	Shutdown   = relay.Shutdown
 	// NoHealthyTarget: Next gave up before any dial was made.
-	NoHealthyTarget
+	NoHealthyTarget = relay.NoHealthyTarget
 	// DialFailed: Next gave up after every dial it offered had failed.
-	DialFailed
+	DialFailed = relay.DialFailed
 )
-
-var reasonNames = [...]string{
-	Normal:           "normal",
-	ClientError:      "client_error",
-	TargetError:      "target_error",
-	IdleTimeout:      "idle_timeout",
-	HalfCloseTimeout: "half_close_timeout",
-	MaxDuration:      "max_duration",
-	TargetDown:       "target_down",
-	Admin:            "admin",
-	Shutdown:         "shutdown",
-	NoHealthyTarget:  "no_healthy_target",
-	DialFailed:       "dial_failed",
-}
-
-// String returns the reason as the access log and the metrics spell it.
-func (r Reason) String() string {
-	if int(r) < len(reasonNames) && reasonNames[r] != "" {
-		return reasonNames[r]
-	}
-	return "unknown"
-}

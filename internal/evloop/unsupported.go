@@ -25,8 +25,14 @@ type Conn struct{ net.Conn }
 // RemoteAddrPort returns the client's address.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return netip.AddrPort{} }
 
+// LocalAddrPort returns the zero AddrPort.
+func (c *Conn) LocalAddrPort() netip.AddrPort { return netip.AddrPort{} }
+
 // AcceptedAt returns the zero time.
 func (c *Conn) AcceptedAt() time.Time { return time.Time{} }
+
+// CloseWrite is unsupported outside Linux.
+func (c *Conn) CloseWrite() error { return errors.ErrUnsupported }
 
 // TCPConn is unsupported outside Linux.
 func (c *Conn) TCPConn() (*net.TCPConn, error) { return nil, errors.ErrUnsupported }
@@ -36,6 +42,9 @@ type Listener struct{ net.Listener }
 
 // NewListener is unsupported outside Linux.
 func NewListener(*net.TCPListener) (*Listener, error) { return nil, errors.ErrUnsupported }
+
+// AssumeLocalAddr does nothing outside Linux.
+func (l *Listener) AssumeLocalAddr() {}
 
 // SyscallConn is unsupported outside Linux.
 func (l *Listener) SyscallConn() (syscall.RawConn, error) { return nil, errors.ErrUnsupported }
@@ -59,6 +68,9 @@ func (*Loops) Proxy(*Conn, Session, Timeouts) (Handle, error) {
 
 // CloseAll does nothing outside Linux.
 func (*Loops) CloseAll(Reason) {}
+
+// CloseWhere does nothing outside Linux.
+func (*Loops) CloseWhere(Reason, func(Session) bool) int { return 0 }
 
 // Active is 0 outside Linux.
 func (*Loops) Active() int { return 0 }

@@ -1,7 +1,10 @@
 package relay
 
-// Reason says why a proxied connection ended. Its String is the `reason`
-// of the access log and of caddy_tcpproxy_closed_connections_total.
+// Reason says why a client connection ended. Its String is the `reason`
+// of the access log and of caddy_tcpproxy_closed_connections_total (or,
+// for the reasons of a connection that never reached a target, of
+// caddy_tcpproxy_rejected_connections_total). Both data paths use it:
+// this package's goroutines and internal/evloop's event loops.
 type Reason uint8
 
 // The reasons a proxied connection ends. The zero value means "not ended".
@@ -27,16 +30,28 @@ const (
 	Shutdown
 )
 
-// MaxReason is the highest Reason: arrays indexed by reason have
-// MaxReason+1 entries.
+// MaxReason is the highest Reason of a connection that reached a target:
+// arrays indexed by those reasons have MaxReason+1 entries.
 const MaxReason = Shutdown
 
-// Reasons lists every reason, in order: for metrics set up once per app.
+// The reasons of a connection that never reached a target: the event
+// loop reports them when its session gives up dialling (the goroutine
+// path rejects such a client before it relays anything).
+const (
+	// NoHealthyTarget: no target was eligible, so none was dialled.
+	NoHealthyTarget Reason = MaxReason + 1 + iota
+	// DialFailed: every target dialled failed.
+	DialFailed
+)
+
+// Reasons lists every reason of a connection that reached a target, in
+// order: for metrics set up once per app.
 var Reasons = []Reason{Normal, ClientError, TargetError, IdleTimeout, HalfCloseTimeout,
 	MaxDuration, TargetDown, Admin, Shutdown}
 
 var reasonNames = [...]string{"", "normal", "client_error", "target_error", "idle_timeout",
-	"half_close_timeout", "max_duration", "target_down", "admin", "shutdown"}
+	"half_close_timeout", "max_duration", "target_down", "admin", "shutdown",
+	"no_healthy_target", "dial_failed"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {
