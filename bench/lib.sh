@@ -16,6 +16,16 @@ spawn() {
 	CHILDREN+=("$SPAWNED")
 }
 
+# forget PID: PID was stopped and reaped; cleanup must not signal it
+# again (its number may belong to another process by then).
+forget() {
+	local i
+	for i in "${!CHILDREN[@]}"; do
+		[ "${CHILDREN[$i]}" != "$1" ] || unset 'CHILDREN[i]'
+	done
+	CHILDREN=("${CHILDREN[@]}")
+}
+
 # descendants PID: the PIDs of PID's children, grandchildren, ...
 descendants() {
 	local kid
