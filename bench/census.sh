@@ -16,6 +16,9 @@
 #   rr1    one persistent connection, 64 B requests back to back for DUR
 #          s, a nice-19 busy loop per CPU (as bench/run.sh's rr): CPU-µs
 #          and system calls per request.
+#          Rates and CPU come from an untraced run; the system calls from
+#          a second, traced run of the same length (tracing slows every
+#          system call, so it would tax most whoever makes the most).
 #   idle   IDLE_CONNS idle connections: RSS and fds per connection, and
 #          for the plugin its live heap per connection (/debug/vars
 #          after a GC), which the RSS delta understates once earlier
@@ -90,30 +93,34 @@ counted() {
 
 measure_conns() {
 	local c0 c1 out n
+	conns() { out=$("$BIN/loadgen" conns -addr "$ADDRS" -workers "$CONNS_WORKERS" -dur "${DUR}s"); }
 	c0=$(cpu)
-	counted eval 'out=$("$BIN/loadgen" conns -addr "$ADDRS" -workers "$CONNS_WORKERS" -dur "${DUR}s")'
+	conns
 	c1=$(cpu)
 	n=$(kv conns "$out")
 	echo "- $1, conns: $(kv connps "$out") conns/s, $(calc "($c1 - $c0) / ($n / 10000)") CPU-s per 10k connections ($n connections, errors $(kv errors "$out"))"
-	[ -z "$PERF_OUT" ] || syscalls "$PERF_OUT" "$n" | sed 's/per unit/per connection/'
+	counted conns
+	[ -z "$PERF_OUT" ] || syscalls "$PERF_OUT" "$(kv conns "$out")" | sed 's/per unit/per connection/'
 }
 
 measure_rr1() {
 	local c0 c1 out n i awake=()
 	for i in $(seq "$(nproc)"); do
-		spawn /dev/null timeout $((DUR + 30)) nice -n 19 sh -c 'while :; do :; done'
+		spawn /dev/null timeout $((2 * DUR + 30)) nice -n 19 sh -c 'while :; do :; done'
 		awake+=("$SPAWNED")
 	done
+	rr1() { out=$("$BIN/loadgen" rr -addr "${ADDRS%%,*}" -conns 1 -dur "${DUR}s"); }
 	c0=$(cpu)
-	counted eval 'out=$("$BIN/loadgen" rr -addr "${ADDRS%%,*}" -conns 1 -dur "${DUR}s")'
+	rr1
 	c1=$(cpu)
+	n=$(kv reqs "$out")
+	echo "- $1, rr1: $(kv reqps "$out") req/s, p50 $(kv p50us "$out") µs, p99 $(kv p99us "$out") µs, $(calc "($c1 - $c0) * 1000000 / $n") CPU-µs per request"
+	counted rr1
 	for i in "${awake[@]}"; do
 		stop_pid "$i"
 		forget "$i"
 	done
-	n=$(kv reqs "$out")
-	echo "- $1, rr1: $(kv reqps "$out") req/s, p50 $(kv p50us "$out") µs, p99 $(kv p99us "$out") µs, $(calc "($c1 - $c0) * 1000000 / $n") CPU-µs per request"
-	[ -z "$PERF_OUT" ] || syscalls "$PERF_OUT" "$n" | sed 's/per unit/per request/'
+	[ -z "$PERF_OUT" ] || syscalls "$PERF_OUT" "$(kv reqs "$out")" | sed 's/per unit/per request/'
 }
 
 # heap: the plugin's live heap in bytes after a GC (admin endpoint), or 0.
