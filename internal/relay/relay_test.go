@@ -281,6 +281,14 @@ func benchmarkConnection(b *testing.B, to Timeouts) {
 		_ = client.CloseWrite()
 		_ = target.CloseWrite()
 		c.Run()
+		b.StopTimer()
+		// Now, not at cleanup, and with a reset, not TIME_WAIT: a long
+		// run would otherwise run out of descriptors or ports.
+		for _, s := range []*net.TCPConn{client, target} {
+			_ = s.SetLinger(0)
+			_ = s.Close()
+		}
+		b.StartTimer()
 	}
 }
 
