@@ -41,13 +41,16 @@ var modes = func() []string {
 // BenchmarkProxy: the proxy's CPU time per unit of work, in its own
 // process.
 func BenchmarkProxy(b *testing.B) {
+	// loop-untimed: the loop with no idle or half-close timeout, so that
+	// conns and rr32 show what the timer wheel costs.
+	timed := append(modes, "loop-untimed")
 	b.Run("conns", func(b *testing.B) {
-		for _, mode := range modes {
+		for _, mode := range timed {
 			b.Run(mode, benchConns)
 		}
 	})
 	b.Run("rr32", func(b *testing.B) {
-		for _, mode := range modes {
+		for _, mode := range timed {
 			b.Run(mode, benchRR)
 		}
 	})
@@ -468,7 +471,7 @@ func (p *proxyProcess) report(b *testing.B, n int, unit string) {
 // inProcess are the proxies BenchmarkConnInProcess runs in this process.
 var inProcess = map[string]func(target string) (addr string, stop func(), err error){
 	"relay": serveRelay,
-	"loop":  serveLoop,
+	"loop":  func(target string) (string, func(), error) { return serveLoop(target, childTimeouts) },
 }
 
 // BenchmarkConnInProcess: a connection (dial, 64-byte echo, close) with

@@ -27,7 +27,7 @@ import (
 // again), so that its CPU time, system calls, memory and descriptors can
 // be measured apart from the clients and targets.
 const (
-	childEnv  = "EVLOOP_BENCH_CHILD"  // "loop" or "relay": the proxy to run
+	childEnv  = "EVLOOP_BENCH_CHILD"  // "loop", "loop-untimed" or "relay": the proxy to run
 	targetEnv = "EVLOOP_BENCH_TARGET" // where it proxies to
 )
 
@@ -53,11 +53,13 @@ func childMain(mode, target string) int {
 	)
 	switch mode {
 	case "loop":
-		addr, stop, err = serveLoop(target)
+		addr, stop, err = serveLoop(target, childTimeouts)
+	case "loop-untimed":
+		addr, stop, err = serveLoop(target, Timeouts{})
 	case "relay":
 		addr, stop, err = serveRelay(target)
 	default:
-		err = fmt.Errorf("unknown mode %q, want loop or relay", mode)
+		err = fmt.Errorf("unknown mode %q, want loop, loop-untimed or relay", mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -93,9 +95,10 @@ var (
 	childTimeouts  = Timeouts{Idle: time.Hour, HalfClose: time.Minute}
 )
 
-// serveLoop proxies on the loops: a Listener set up as the caller is to.
-func serveLoop(target string) (string, func(), error) {
-	to, err := netip.ParseAddrPort(target)
+// serveLoop proxies on the loops, with timeouts to: a Listener set up as
+// the caller is to.
+func serveLoop(target string, to Timeouts) (string, func(), error) {
+	addr, err := netip.ParseAddrPort(target)
 	if err != nil {
 		return "", nil, err
 	}
@@ -115,9 +118,9 @@ func serveLoop(target string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	t := Target{Addr: to, DialTimeout: 2 * time.Second, KeepAlive: childKeepAlive}
+	t := Target{Addr: addr, DialTimeout: 2 * time.Second, KeepAlive: childKeepAlive}
 	go acceptLoop(ln, func(nc net.Conn) {
-		if _, err := ls.Proxy(nc.(*Conn), &childSession{t: t}, childTimeouts); err != nil {
+		if _, err := ls.Proxy(nc.(*Conn), &childSession{t: t}, to); err != nil {
 			nc.Close()
 		}
 	})
