@@ -17,16 +17,6 @@ available() {
 	esac
 }
 
-# forget PID: drops PID from CHILDREN once it has been reaped, so that a
-# later cleanup can never signal a reused PID.
-forget() {
-	local i
-	for i in "${!CHILDREN[@]}"; do
-		[ "${CHILDREN[$i]}" != "$1" ] || unset 'CHILDREN[i]'
-	done
-	CHILDREN=("${CHILDREN[@]}")
-}
-
 # caddy_env CMD...: runs CMD with Caddy's home, config and data dirs in WORK.
 caddy_env() {
 	env HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/config" XDG_DATA_HOME="$WORK/home/data" "$@"
