@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -249,7 +248,7 @@ func (s *sharedSocket) acceptLoop() {
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			acceptFailures.log(s.addr, err, backoff)
+			logAcceptFailure(s.addr, err, backoff)
 			select {
 			case <-time.After(backoff):
 			case <-s.closed:
@@ -266,29 +265,23 @@ func (s *sharedSocket) acceptLoop() {
 	}
 }
 
-// acceptFailures is the log of failed accepts, for every socket of the
-// pool: one line a second at most, saying how many accepts failed since
-// the line before. Out of file descriptors, every socket fails together,
-// and a line per failure or per socket would flood the log.
-var acceptFailures acceptFailureLog
+// acceptFailures limits the log of failed accepts, for every socket of
+// the pool, to one line a second at most, saying how many accepts failed
+// since the line before. Out of file descriptors, every socket fails
+// together, and a line per failure or per socket would flood the log.
+var acceptFailures everySecond
 
-type acceptFailureLog struct {
-	last  atomic.Int64 // unix nanos of the last line written
-	count atomic.Int64 // failures since then
-}
-
-// log counts a failed accept on addr and writes the line if the last one
-// is a second old.
-func (l *acceptFailureLog) log(addr string, err error, retry time.Duration) {
-	l.count.Add(1)
-	now, last := time.Now().UnixNano(), l.last.Load()
-	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+// logAcceptFailure counts a failed accept on addr and writes the line if
+// the last one is a second old.
+func logAcceptFailure(addr string, err error, retry time.Duration) {
+	n, ok := acceptFailures.allow()
+	if !ok {
 		return
 	}
 	// The socket pool outlives configs: the logger is the current one.
 	caddy.Log().Named("tcpproxy").Error("accept failed: retrying",
 		zap.String("address", addr), zap.Error(err), zap.Duration("retry_in", retry),
-		zap.Int64("failed_accepts", l.count.Swap(0)))
+		zap.Int64("failed_accepts", n))
 }
 
 // rehome hands a connection accepted by a socket that closed before any

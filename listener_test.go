@@ -20,14 +20,14 @@ func TestAcceptFailuresLogAtMostOneLineASecond(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
 	acceptFailures.last.Store(0)
-	acceptFailures.count.Store(0)
+	acceptFailures.skipped.Store(0)
 
 	// Two sockets failing together, as fast as the loop's shortest backoff.
 	const failures = 300
 	start := time.Now()
 	for i := 0; i < failures; i++ {
-		acceptFailures.log("127.0.0.1:5001", syscall.EMFILE, 5*time.Millisecond)
-		acceptFailures.log("127.0.0.1:5002", syscall.EMFILE, 5*time.Millisecond)
+		logAcceptFailure("127.0.0.1:5001", syscall.EMFILE, 5*time.Millisecond)
+		logAcceptFailure("127.0.0.1:5002", syscall.EMFILE, 5*time.Millisecond)
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
@@ -44,7 +44,7 @@ func TestAcceptFailuresLogAtMostOneLineASecond(t *testing.T) {
 		logged += n
 	}
 	// The failures since the last line are counted in the next one.
-	if pending := acceptFailures.count.Load(); logged+float64(pending) != 2*failures {
+	if pending := acceptFailures.skipped.Load(); logged+float64(pending) != 2*failures {
 		t.Errorf("lines count %v failed accepts and %d are pending, want %d in all", logged, pending, 2*failures)
 	}
 	t.Logf("%d failed accepts in %s: %d log lines", 2*failures, elapsed.Round(time.Millisecond), len(lines))
