@@ -253,9 +253,10 @@ func (a *App) Start() error {
 	}
 	for _, r := range a.running {
 		if hc := r.settings.HealthChecks; hc.Disabled {
-			armRetries(r.set.current(), time.Duration(hc.DownInterval))
+			takeOver(r.set.current(), time.Duration(hc.DownInterval))
 			continue
 		}
+		takeOver(r.set.current(), 0)
 		a.wg.Add(1)
 		go func(hc *healthChecker) {
 			defer a.wg.Done()

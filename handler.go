@@ -148,10 +148,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // targets: its health checks, or without them the passive retry of the
 // targets that are down. The app does this itself for its handlers.
 func (h *Handler) start() {
+	if !h.managed {
+		takeOver(h.set.current(), h.retryAfter)
+	}
 	if h.checker == nil {
-		if !h.managed {
-			armRetries(h.set.current(), h.retryAfter)
-		}
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,6 +19,11 @@ type passiveRetry struct {
 	armed bool   // the timer is set and has not fired
 	open  bool   // down_interval has passed: a connection may try the target
 	trial bool   // a connection is trying it now
+	// after is the retry delay of the newest config that started with
+	// the target: its down_interval when it has no active checks, 0 when
+	// its probes decide. The previous config's probes run on for a
+	// moment after a reload: they must not cancel the new config's retry.
+	after time.Duration
 }
 
 // armRetryLocked opens the retry after d, replacing any earlier one.
@@ -62,14 +67,18 @@ func (t *target) retryDue(gen uint64) {
 	t.updateEligibleLocked()
 }
 
-// ensureRetry arms a retry after d for a target that is down with none
-// pending: a config without active checks takes over a target that a
-// previous config's probes marked down.
-func (t *target) ensureRetry(d time.Duration) {
+// takeOver records how a config that starts with the target brings it
+// back when it is down: after > 0 (no active checks) arms a retry after
+// that long for a target that is down with none pending, as when a
+// previous config's probes marked it down; 0 leaves it to the config's
+// probes.
+func (t *target) takeOver(after time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r := &t.retry; !t.healthy.Load() && !r.armed && !r.open && !r.trial {
-		t.armRetryLocked(d)
+	r := &t.retry
+	r.after = after
+	if after > 0 && !t.healthy.Load() && !r.armed && !r.open && !r.trial {
+		t.armRetryLocked(after)
 	}
 }
 

@@ -2,6 +2,7 @@ package tcpproxy
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -263,5 +264,39 @@ func TestReloadToChecksDisabledRetriesDownTarget(t *testing.T) {
 	t.Logf("b served again %s after the reload", time.Since(reloaded).Round(time.Millisecond))
 	if !tb.healthy.Load() {
 		t.Error("b served a connection but is not marked up")
+	}
+}
+
+// On a reload Caddy starts the new config before it stops the old one, so
+// the old config's probes can still report for a moment. When the new
+// config has checks disabled and took over a down target with a retry, a
+// late probe of the old config must not cancel that retry: the target
+// would stay down for good (no probe, and no dial fails to re-arm it).
+func TestLateProbeOfThePreviousConfigKeepsTheRetry(t *testing.T) {
+	tg := acquireTarget("late-probe", "127.0.0.1:1")
+	t.Cleanup(func() { releaseTargets([]*target{tg}) })
+	start := time.Now()
+	tg.probeResult(start, errors.New("connection refused"), 1, 1) // the old config's probes: down
+	if tg.healthy.Load() {
+		t.Fatal("a failed probe with fall 1 left the target up")
+	}
+
+	takeOver([]*target{tg}, 50*time.Millisecond)                       // the new config: checks disabled
+	tg.probeResult(time.Now(), errors.New("connection refused"), 1, 1) // the old config's last probe
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !tg.node.Eligible() {
+		if time.Now().After(deadline) {
+			t.Fatal("the retry of the config without checks never opened: the target stays down")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A config with checks decides by its probes alone: its first probe
+	// cancels a retry left from a config without them.
+	takeOver([]*target{tg}, 0)
+	tg.probeResult(time.Now(), errors.New("connection refused"), 1, 1)
+	if tg.node.Eligible() {
+		t.Fatal("a probe of a config with checks left the earlier config's retry open")
 	}
 }

@@ -236,11 +236,11 @@ func acquireAppState(name string) *appState {
 
 func releaseAppState(s *appState) { _, _ = appStates.Delete(s.name) }
 
-// armRetries arms the passive retry of every target that is down, for a
-// config without active checks (see passiveRetry).
-func armRetries(ts []*target, after time.Duration) {
+// takeOver hands the targets to a config that starts: see target.takeOver
+// and passiveRetry.
+func takeOver(ts []*target, after time.Duration) {
 	for _, t := range ts {
-		t.ensureRetry(after)
+		t.takeOver(after)
 	}
 }
 
@@ -253,7 +253,9 @@ func (t *target) probeResult(start time.Time, err error, rise, fall int) (change
 	defer t.mu.Unlock()
 	t.probeStart = start
 	t.lastCheck = time.Now()
-	t.disarmRetryLocked() // active probes bring the target back, not a retry
+	if t.retry.after == 0 {
+		t.disarmRetryLocked() // active probes bring the target back, not a retry
+	}
 	if err != nil {
 		t.lastError = err.Error()
 		t.successes = 0
