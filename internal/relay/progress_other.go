@@ -4,6 +4,6 @@ package relay
 
 import "net"
 
-// acked is Linux's tcpi_bytes_acked; elsewhere only the copy's own counts
-// show progress.
-func acked(net.Conn) int64 { return 0 }
+// progress is Linux's tcpi_bytes_acked; elsewhere only the copy's own
+// counts show progress.
+func progress(net.Conn) (acked int64, pending bool) { return 0, false }
