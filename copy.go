@@ -15,7 +15,7 @@ import (
 // Close through the live set) and closes both. A direction that reaches
 // EOF passes the half-close on and the other keeps flowing.
 func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *session) {
-	if err := writePreamble(s, up, h.cfg.ProxyProtocol); err != nil {
+	if err := writePreamble(s, up, h.ppVersion); err != nil {
 		_ = up.Close()
 		s.reason = relay.TargetError
 		return
@@ -48,7 +48,7 @@ func (h *Handler) proxy(cx *layer4.Connection, up net.Conn, t *target, s *sessio
 func (h *Handler) setClientOptions(client net.Conn) {
 	relay.InlineOOB(client)
 	if tc, ok := client.(*net.TCPConn); ok {
-		_ = tc.SetKeepAliveConfig(h.cfg.Keepalive.keepAliveConfig())
+		_ = tc.SetKeepAliveConfig(h.keepAlive)
 	}
 }
 
@@ -73,24 +73,25 @@ func (h *Handler) clientConn(cx *layer4.Connection) net.Conn {
 	return cx.Conn
 }
 
-// writePreamble sends the PROXY protocol header, if configured, before any
-// payload. It carries the client's address: after an accepted PROXY
-// header, the addresses that header gave.
-func writePreamble(s *session, up net.Conn, version string) error {
-	var v byte
-	switch version {
-	case "v1":
-		v = 1
-	case "v2":
-		v = 2
-	default:
+// writePreamble sends the PROXY protocol header of version (1 or 2; 0:
+// none) before any payload, as the loop path does (appendProxyHeader). It
+// carries the client's address: after an accepted PROXY header, the
+// addresses that header gave.
+func writePreamble(s *session, up net.Conn, version byte) error {
+	if version == 0 {
 		return nil
 	}
-	src, dst := s.cx.RemoteAddr(), s.cx.LocalAddr()
-	if s.dest.IsValid() {
-		src, dst = net.TCPAddrFromAddrPort(s.client), net.TCPAddrFromAddrPort(s.dest)
+	src, dst := s.client, s.dest
+	if !dst.IsValid() {
+		dst = addrPort(s.cx.LocalAddr())
 	}
-	h := proxyproto.HeaderProxyFromAddrs(v, src, dst)
-	_, err := h.WriteTo(up)
+	if !src.IsValid() || !dst.IsValid() {
+		// Not TCP addresses (a wrapped connection of a user's own
+		// route): go-proxyproto says so in the header.
+		_, err := proxyproto.HeaderProxyFromAddrs(version, s.cx.RemoteAddr(), s.cx.LocalAddr()).WriteTo(up)
+		return err
+	}
+	var b [maxPreamble]byte
+	_, err := up.Write(appendProxyHeader(b[:0], version, src, dst))
 	return err
 }

@@ -69,13 +69,11 @@ type Handler struct {
 	stopChecks  context.CancelFunc
 	checksEnded sync.WaitGroup
 
-	// The event-loop path (datapath.go), its settings made once here.
-	app          *App // the app that generated the handler, whose loops it uses
-	noLoops      bool // the goroutine path was forced at Provision
-	loopTimeouts evloop.Timeouts
-	dialTimeout  time.Duration
-	keepAlive    net.KeepAliveConfig
-	ppVersion    byte // the PROXY header for targets: 1, 2, or 0 for none
+	// Settings of both data paths (datapath.go), made once here.
+	app       *App // the app that generated the handler, whose loops it uses
+	noLoops   bool // the goroutine path was forced at Provision
+	keepAlive net.KeepAliveConfig
+	ppVersion byte // the PROXY header for targets: 1, 2, or 0 for none
 	// A handler of the user's own acquires the loops at its first
 	// connection from the app's sockets (the "tcpproxy" network), and
 	// looks up its targets' names for them from then on.
@@ -114,14 +112,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if hc.Disabled {
 		h.retryAfter = time.Duration(hc.DownInterval)
 	}
-	h.dialer = net.Dialer{Timeout: time.Duration(h.cfg.DialTimeout),
-		KeepAlive: -1, KeepAliveConfig: h.cfg.Keepalive.keepAliveConfig()}
+	h.keepAlive = h.cfg.Keepalive.keepAliveConfig()
+	h.dialer = net.Dialer{Timeout: time.Duration(h.cfg.DialTimeout), KeepAlive: -1, KeepAliveConfig: h.keepAlive}
 	h.timeouts = h.cfg.timeouts()
 	h.app, h.noLoops = app, goroutinePath.Load()
-	h.loopTimeouts = evloop.Timeouts(h.timeouts)
-	h.dialTimeout = time.Duration(h.cfg.DialTimeout)
-	h.keepAlive = h.cfg.Keepalive.keepAliveConfig()
-	h.ppVersion = map[string]byte{"v1": 1, "v2": 2}[h.cfg.ProxyProtocol]
+	switch h.cfg.ProxyProtocol {
+	case "v1":
+		h.ppVersion = 1
+	case "v2":
+		h.ppVersion = 2
+	}
 	h.access = accessLogger(h.cfg.AccessLog, ctx.Logger(new(App)), h.App)
 	h.state = acquireAppState(h.App)
 	if managed {

@@ -145,7 +145,7 @@ func (h *Handler) proxyOnLoop(ls *evloop.Loops, ec *evloop.Conn, s *session, acq
 	}
 	c.h, c.conn, c.acquired = h, ec, acquired
 	// The loop may call c's methods before Proxy returns: c is set up.
-	if _, err := ls.Proxy(ec, c, h.loopTimeouts); err != nil {
+	if _, err := ls.Proxy(ec, c, h.timeouts); err != nil {
 		return false
 	}
 	loopProxied.Add(1)
@@ -219,7 +219,7 @@ func (c *loopConn) client() netip.AddrPort { return unmapped(c.conn.RemoteAddrPo
 // handler's settings.
 func (c *loopConn) dialTarget(addr netip.AddrPort) evloop.Target {
 	h := c.h
-	return evloop.Target{Addr: addr, DialTimeout: h.dialTimeout, KeepAlive: h.keepAlive,
+	return evloop.Target{Addr: addr, DialTimeout: h.dialer.Timeout, KeepAlive: h.keepAlive,
 		Preamble: c.preamble, Up: &c.cur.up, Down: &c.cur.down}
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // TestProxyHeaderMatchesTheLibrary: the loop path's PROXY header writer
-// writes what go-proxyproto writes (the goroutine path's), byte for
+// (both paths use it) writes what go-proxyproto writes, byte for
 // byte, for every family mix, and allocates nothing.
 func TestProxyHeaderMatchesTheLibrary(t *testing.T) {
 	for _, tc := range []struct{ src, dst string }{

@@ -57,14 +57,7 @@ type Target struct {
 type Counter = relay.Counter
 
 // Timeouts end a connection by its traffic or its age; a value ≤ 0 is off.
-// The loop checks them against a clock it reads once per wake-up, on a
-// wheel of 10 ms slots: a timeout fires up to about 10 ms late.
-type Timeouts struct {
-	// Idle: no byte moved in either direction for this long.
-	Idle time.Duration
-	// HalfClose: one direction has ended (its EOF passed on) and the
-	// other moved no byte for this long.
-	HalfClose time.Duration
-	// MaxDuration: this long after the accept, whatever the traffic.
-	MaxDuration time.Duration
-}
+// They are relay's, so that both data paths take one value. The loop
+// checks them against a clock it reads once per wake-up, on a wheel of
+// 10 ms slots: a timeout fires up to about 10 ms late.
+type Timeouts = relay.Timeouts
