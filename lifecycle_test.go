@@ -377,7 +377,7 @@ func TestAccessLogHasOneEntryPerConnectionWithBytesAndReason(t *testing.T) {
 		})
 		dead := newBackend(t, "dead")
 		dead.stop()
-		ports := freePorts(t, 6)
+		ports := freePorts(t, 7)
 		on := map[string]any{"access_log": true, "idle_timeout": "300ms", "half_close_timeout": "300ms"}
 		logFile := filepath.Join(t.TempDir(), "access.log")
 		if err := tryLoadWith(proxyConfig(
@@ -387,6 +387,8 @@ func TestAccessLogHasOneEntryPerConnectionWithBytesAndReason(t *testing.T) {
 			lifecycleApp("acc-dead", ports[3], []string{dead.addr}, on),
 			lifecycleApp("acc-max", ports[4], addrs(echoB), map[string]any{"access_log": true, "max_connections": 1}),
 			lifecycleApp("quiet", ports[5], addrs(echoB), nil),
+			// A wildcard bind: the port comes from the listening socket.
+			lifecycleApp("acc-any", ports[6], addrs(echoB), map[string]any{"access_log": true, "bind": []string{"0.0.0.0"}}),
 		), withAccessLogFile(logFile)); err != nil {
 			t.Fatal(err)
 		}
@@ -467,6 +469,12 @@ func TestAccessLogHasOneEntryPerConnectionWithBytesAndReason(t *testing.T) {
 		}
 		c.Close()
 		expect(c, map[string]any{"app": "acc-max", "reason": "max_connections", "level": "info", "attempts": 0.0})
+
+		// A wildcard bind reports the port the client connected to.
+		c = dial(t, hostPort(ports[6]))
+		echoOn(t, c, "w")
+		c.Close()
+		expect(c, map[string]any{"app": "acc-any", "local_port": float64(ports[6]), "remote_ip": "127.0.0.1"})
 
 		// No access log, no entry.
 		quiet := dial(t, hostPort(ports[5]))

@@ -43,7 +43,7 @@ type loopConn struct {
 	next      uint16 // the next of addrs to dial
 	picks     int32  // picks made: at most one per target, as Handler.dial
 	attempts  int32  // targets dialled
-	localPort uint16
+	localPort uint16 // for the access log (0 without one)
 	reason    relay.Reason
 	rejection history.Reason // why no target was reached, if rejected
 	rejected  bool           // giveUp rejected the client (not: it reached a target, or its dial was cut short)
@@ -95,7 +95,10 @@ func (h *Handler) acceptDirect(conn net.Conn) (handled bool) {
 		}
 	}()
 	h.checksOnce.Do(h.start)
-	s := session{accepted: ec.AcceptedAt(), client: client, localPort: int(ec.LocalAddrPort().Port())}
+	s := session{accepted: ec.AcceptedAt(), client: client}
+	if h.access != nil { // the access log is the only reader
+		s.localPort = int(ec.LocalPort())
+	}
 	st := h.state
 	reason, refused, acquired := h.admitClient(&s)
 	if !refused {
@@ -141,7 +144,9 @@ func (h *Handler) proxyOnLoop(ls *evloop.Loops, ec *evloop.Conn, s *session, acq
 		c.preamble = appendProxyHeader(pp.buf[:0], h.ppVersion, s.client, local)
 	} else {
 		c = new(loopConn)
-		c.localPort = ec.LocalAddrPort().Port()
+		if h.access != nil { // the access log is the only reader
+			c.localPort = ec.LocalPort()
+		}
 	}
 	c.h, c.conn, c.acquired = h, ec, acquired
 	// The loop may call c's methods before Proxy returns: c is set up.

@@ -29,6 +29,7 @@ type Listener struct {
 	addr   net.Addr
 	closed atomic.Bool
 	local  netip.AddrPort // every accepted connection's local address, if known (AssumeLocalAddr)
+	port   uint16         // every accepted connection's local port, if known (AssumeLocalAddr)
 
 	// One Accept at a time: its callback and results live here, bound
 	// once, so that an accept allocates nothing but the Conn.
@@ -73,17 +74,22 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: err}
 	}
-	return &Conn{fd: int32(l.nfd), remote: rawAddrPort(&l.sa), local: l.local, accepted: mono()}, nil
+	return &Conn{fd: int32(l.nfd), remote: rawAddrPort(&l.sa), local: l.local, port: l.port, accepted: mono()}, nil
 }
 
 // AssumeLocalAddr says that every connection the socket accepts is to
-// the address it listens on, which is true of a socket bound to one IP
-// address (not a wildcard) that no sk_lookup program steers other
-// addresses to: a Conn's LocalAddr then needs no system call. Call it
-// before the first Accept; it does nothing for a wildcard address.
+// the address it listens on, which is true of a socket that no sk_lookup
+// program steers other addresses or ports to: a Conn's LocalPort then
+// needs no system call, nor, for a socket bound to one IP address (not a
+// wildcard), its LocalAddr. Call it before the first Accept.
 func (l *Listener) AssumeLocalAddr() {
-	if ta, ok := l.addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
-		ap := ta.AddrPort()
+	ta, ok := l.addr.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	ap := ta.AddrPort()
+	l.port = ap.Port()
+	if !ta.IP.IsUnspecified() {
 		l.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 }

@@ -35,6 +35,7 @@ var ErrConverted = errors.New("evloop: connection was converted to a *net.TCPCon
 type Conn struct {
 	fd       int32          // immutable; invalid once converted or closed
 	state    connState      // guarded by mu
+	port     uint16         // the local port, if the listener knows it (AssumeLocalAddr)
 	remote   netip.AddrPort // from the accept
 	accepted int64          // loop clock (mono) at the accept
 
@@ -84,6 +85,15 @@ func (c *Conn) LocalAddr() net.Addr {
 		return c.ext.tc.LocalAddr()
 	}
 	return &net.TCPAddr{}
+}
+
+// LocalPort is the port the client connected to: without a system call
+// when the listener knows it (AssumeLocalAddr), else LocalAddrPort's.
+func (c *Conn) LocalPort() uint16 {
+	if c.port != 0 {
+		return c.port
+	}
+	return c.LocalAddrPort().Port()
 }
 
 // LocalAddrPort is LocalAddr without allocating: the zero AddrPort when

@@ -25,6 +25,9 @@ type Conn struct{ net.Conn }
 // RemoteAddrPort returns the client's address.
 func (c *Conn) RemoteAddrPort() netip.AddrPort { return netip.AddrPort{} }
 
+// LocalPort returns 0.
+func (c *Conn) LocalPort() uint16 { return 0 }
+
 // LocalAddrPort returns the zero AddrPort.
 func (c *Conn) LocalAddrPort() netip.AddrPort { return netip.AddrPort{} }
 
