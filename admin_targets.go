@@ -20,6 +20,8 @@ type targetStateRequest struct {
 	Target string `json:"target"`
 	State  string `json:"state"`
 	Close  bool   `json:"close"`
+
+	state targetState // State, parsed
 }
 
 // maxAdminBody bounds what the admin endpoints read of a request body.
@@ -41,7 +43,7 @@ func handleTargets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	state, _ := parseState(req.State)
+	state := req.state
 	t, err := findTarget(req.App, req.Target)
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
@@ -86,10 +88,11 @@ func decodeTargetStateRequest(body io.Reader) (targetStateRequest, error) {
 	case req.Target == "":
 		return req, errors.New(`"target" is required`)
 	}
-	if _, ok := parseState(req.State); !ok {
+	var ok bool
+	if req.state, ok = parseState(req.State); !ok {
 		return req, fmt.Errorf(`unknown state %q: want "ready", "drain" or "maint"`, req.State)
 	}
-	if req.Close && req.State != "maint" {
+	if req.Close && req.state != stateMaint {
 		return req, fmt.Errorf(`"close" applies to state "maint" only, got state %q`, req.State)
 	}
 	return req, nil

@@ -429,3 +429,16 @@ func skipWithoutIPv6(t testing.TB) {
 	}
 	ln.Close()
 }
+
+// acquireTargets returns the shared state of each target of app, creating
+// the ones not seen before (they start healthy and ready), and records
+// their configured weight and backup flag. Release with releaseTargets.
+func acquireTargets(app string, cfgs []TargetConfig) []*target {
+	out := make([]*target, len(cfgs))
+	for i, c := range cfgs {
+		t := acquireTarget(app, c.Address)
+		t.setConfig(c.weight(), c.Backup, nil)
+		out[i] = t
+	}
+	return out
+}
