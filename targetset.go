@@ -42,9 +42,8 @@ type targetSet struct {
 	resolved atomic.Bool
 	relookup chan struct{}
 
-	mu       sync.Mutex          // serialises changes and release
-	held     map[string]*target  // every target referenced, by address
-	in       map[string]struct{} // rebuild's scratch, kept to reuse its space
+	mu       sync.Mutex         // serialises changes and release
+	held     map[string]*target // every target referenced, by address
 	released bool
 }
 
@@ -121,11 +120,7 @@ func (s *targetSet) rebuild() (added, removed, reweighted int) {
 	}
 	ms := make([]balance.Member, 0, n)
 	list := make([]*target, 0, n)
-	if s.in == nil {
-		s.in = make(map[string]struct{}, n)
-	}
-	in := s.in
-	clear(in)
+	in := make(map[string]struct{}, n) // rebuild runs when records change, not per connection
 	add := func(addr string, weight int, backup bool, source *string) {
 		if _, dup := in[addr]; dup {
 			return
