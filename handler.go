@@ -219,11 +219,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		h.logRejected(&s, reason)
 		return nil
 	}
-	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
-		st.active.Add(-1)
-		if acquired {
-			h.clients.limiter.Release(s.client.Addr())
-		}
+	if !h.enter(s.client.Addr(), acquired) {
 		st.countRejection(reasonMaxConnections)
 		h.logRejected(&s, reasonMaxConnections)
 		return nil
@@ -244,18 +240,25 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	if up == nil {
 		return nil
 	}
-	t.total.Add(1)
-	t.m.connections.Inc()
-	t.node.Active.Add(1)
-	t.m.active.Inc()
-	defer func() {
-		t.node.Active.Add(-1)
-		t.m.active.Dec()
-	}()
+	defer t.disconnected()
 	h.proxy(cx, up, t, &s)
-	st.m.closed[s.reason].Inc()
-	st.m.duration.Observe(time.Since(s.accepted).Seconds())
+	st.ended(s.reason, time.Since(s.accepted))
 	return nil
+}
+
+// enter counts a client that passed the client checks as active in the
+// app, or refuses it beyond max_connections, releasing the per-client
+// limiter's count it holds (acquired).
+func (h *Handler) enter(client netip.Addr, acquired bool) bool {
+	st := h.state
+	if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
+		st.active.Add(-1)
+		if acquired {
+			h.clients.limiter.Release(client)
+		}
+		return false
+	}
+	return true
 }
 
 // loops returns the event-loop pool the handler's connections may use, or
@@ -312,7 +315,7 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			if !t.healthy.Load() && t.dialSucceeded() {
 				logUp(h.logger, t, "a connection succeeded after down_interval")
 			}
-			t.m.dialTime.Observe(time.Since(start).Seconds())
+			t.connected(time.Since(start))
 			s.target, s.connected = t, time.Now()
 			return conn, t
 		}
@@ -322,8 +325,6 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 			return nil, nil
 		}
 		reason = reasonDialFailed
-		t.dialErrors.Add(1)
-		t.m.dialErrors.Inc()
 		if t.dialFailed(err, h.retryAfter) {
 			logTransition(h.logger, t, err)
 		}
@@ -337,13 +338,24 @@ func (h *Handler) dial(s *session) (net.Conn, *target) {
 // this machine: counted as dial_failed, warned about at most once per
 // second per app, with the error.
 func (h *Handler) localFailure(s *session, t *target, err error) {
-	st := h.state
-	st.countRejection(reasonDialFailed)
-	if n, ok := st.localLog.allow(); ok {
+	h.state.countRejection(reasonDialFailed)
+	if line := h.localFailureLine(t, err); line != nil {
+		line()
+	}
+	h.logRejected(s, reasonDialFailed)
+}
+
+// localFailureLine is the warning that a dial of t failed on this
+// machine, at most one per second per app; nil when held back.
+func (h *Handler) localFailureLine(t *target, err error) func() {
+	n, ok := h.state.localLog.allow()
+	if !ok {
+		return nil
+	}
+	return func() {
 		h.logger.Warn("dial failed on this machine: client rejected, target state unchanged",
 			zap.String("app", h.App), zap.String("target", t.addr), zap.Error(err), zap.Int64("rejected_since_last_warning", n))
 	}
-	h.logRejected(s, reasonDialFailed)
 }
 
 // reject counts a connection closed for lack of a target and warns at most

@@ -101,14 +101,8 @@ func (h *Handler) acceptDirect(conn net.Conn) (handled bool) {
 	}
 	st := h.state
 	reason, refused, acquired := h.admitClient(&s)
-	if !refused {
-		if n := st.active.Add(1); h.cfg.MaxConnections > 0 && n > int64(h.cfg.MaxConnections) {
-			st.active.Add(-1)
-			if acquired {
-				h.clients.limiter.Release(client.Addr())
-			}
-			reason, refused = reasonMaxConnections, true
-		}
+	if !refused && !h.enter(client.Addr(), acquired) {
+		reason, refused = reasonMaxConnections, true
 	}
 	if refused {
 		st.countRejection(reason)
@@ -237,12 +231,8 @@ func (c *loopConn) DialFailed(_ evloop.Target, err error) {
 	if probe.IsLocal(err) {
 		t.trialAborted()
 		c.local = true
-		st := c.h.state
-		if n, ok := st.localLog.allow(); ok {
-			offLoop.put(logFunc(func() {
-				c.h.logger.Warn("dial failed on this machine: client rejected, target state unchanged",
-					zap.String("app", c.h.App), zap.String("target", t.addr), zap.Error(err), zap.Int64("rejected_since_last_warning", n))
-			}))
+		if line := c.h.localFailureLine(t, err); line != nil {
+			offLoop.put(logFunc(line))
 		}
 		return
 	}
@@ -257,8 +247,6 @@ func (c *loopConn) DialFailed(_ evloop.Target, err error) {
 func (c *loopConn) targetFailed(err error) {
 	t, h := c.cur, c.h
 	c.cur = nil
-	t.dialErrors.Add(1)
-	t.m.dialErrors.Inc()
 	if t.dialFailed(err, h.retryAfter) {
 		offLoop.put(logFunc(func() { logTransition(h.logger, t, err) }))
 	}
@@ -274,13 +262,9 @@ func (c *loopConn) Connected(_ evloop.Target, connectTime time.Duration) {
 	if !t.healthy.Load() && t.dialSucceeded() {
 		offLoop.put(logFunc(func() { logUp(h.logger, t, "a connection succeeded after down_interval") }))
 	}
-	t.m.dialTime.Observe(connectTime.Seconds())
+	t.connected(connectTime)
 	c.target = t
 	c.connect = time.Duration(sinceStart() - c.dialStart)
-	t.total.Add(1)
-	t.m.connections.Inc()
-	t.node.Active.Add(1)
-	t.m.active.Inc()
 }
 
 // Done: the connection ended, both sockets are closed. Counts, releases
@@ -291,15 +275,13 @@ func (c *loopConn) Done(r relay.Reason, up, down int64) {
 	c.reason, c.bytesUp, c.bytesDown = r, up, down
 	c.duration = time.Since(c.conn.AcceptedAt())
 	if t := c.target; t != nil {
-		t.node.Active.Add(-1)
-		t.m.active.Dec()
+		t.disconnected()
 	}
 	if !c.rejected && r <= relay.MaxReason {
 		// Ended while connected, or while dialling (the client left,
 		// or a shutdown or an operator closed it); a rejection was
 		// counted by giveUp.
-		st.m.closed[r].Inc()
-		st.m.duration.Observe(c.duration.Seconds())
+		st.ended(r, c.duration)
 	}
 	if c.acquired {
 		h.clients.limiter.Release(c.client().Addr())

@@ -11,6 +11,7 @@ import (
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/clientlimit"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/history"
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // target is the shared state of one target of one app: its health and its
@@ -190,6 +191,29 @@ type appState struct {
 	m appMetrics
 }
 
+// ended counts a proxied connection's end, with why and how long it
+// lasted (both data paths).
+func (s *appState) ended(r relay.Reason, d time.Duration) {
+	s.m.closed[r].Inc()
+	s.m.duration.Observe(d.Seconds())
+}
+
+// connected counts a connection that reached t after dialling for
+// dialTime, active until disconnected (both data paths).
+func (t *target) connected(dialTime time.Duration) {
+	t.m.dialTime.Observe(dialTime.Seconds())
+	t.total.Add(1)
+	t.m.connections.Inc()
+	t.node.Active.Add(1)
+	t.m.active.Inc()
+}
+
+// disconnected ends what connected counted as active.
+func (t *target) disconnected() {
+	t.node.Active.Add(-1)
+	t.m.active.Dec()
+}
+
 // countRejection counts a client closed without being proxied: in the
 // app's metric and in the counter its history samples.
 func (s *appState) countRejection(r history.Reason) {
@@ -295,6 +319,8 @@ func (t *target) nextProbe(interval, down time.Duration) time.Time {
 // active checks) makes it eligible again that long after. It reports
 // whether it was up.
 func (t *target) dialFailed(err error, retryAfter time.Duration) (changed bool) {
+	t.dialErrors.Add(1)
+	t.m.dialErrors.Inc()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lastError = err.Error()
