@@ -201,7 +201,7 @@ const maxAppNameLen = 128
 // problem, naming the app, the field and the value.
 func (a *App) Validate() error {
 	if a.GracePeriod < 0 {
-		return fmt.Errorf("grace_period: must not be negative, got %s", time.Duration(a.GracePeriod))
+		return fmt.Errorf("grace_period: must not be negative, got %s", describeDuration(a.GracePeriod))
 	}
 	names := make(map[string]int, len(a.Apps))
 	var used []portClaimed
@@ -352,7 +352,7 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, quoted(balance.Policies()))
 	}
 	if u.DialTimeout < 0 {
-		return errorf("dial_timeout", "must be positive, got %s", time.Duration(u.DialTimeout))
+		return errorf("dial_timeout", "must be positive, got %s", describeDuration(u.DialTimeout))
 	}
 	if u.MaxConnections < 0 {
 		return errorf("max_connections", "must be 0 (no limit) or positive, got %d", u.MaxConnections)

@@ -173,7 +173,7 @@ func (hc *HealthChecks) validate(errorf func(field, format string, args ...any) 
 		v    Duration
 	}{{"interval", hc.Interval}, {"timeout", hc.Timeout}, {"down_interval", hc.DownInterval}} {
 		if d.v < 0 {
-			return errorf("health_checks."+d.name, "must be positive, got %s", time.Duration(d.v))
+			return errorf("health_checks."+d.name, "must be positive, got %s", describeDuration(d.v))
 		}
 	}
 	if hc.Rise < 0 {
