@@ -252,7 +252,11 @@ func (hc *HealthChecks) prober(proxyProtocol string, errorf func(field, format s
 	if err != nil {
 		var ce *probe.ConfigError
 		if errors.As(err, &ce) && ce.Field != "proxy_protocol" {
-			return nil, errorf("health_checks."+ce.Field, "%v", err)
+			field := ce.Field
+			if field == "expect" && hc.ExpectHex != "" {
+				field = "expect_hex" // the bytes were given as hex
+			}
+			return nil, errorf("health_checks."+field, "%v", err)
 		}
 		return nil, errorf("health_checks", "%v", err)
 	}

@@ -158,6 +158,8 @@ func TestBadHealthProbeSettings(t *testing.T) {
 			[]string{"down_interval", `"soon"`}},
 		{`"health_checks": {"expect": "` + strings.Repeat("x", 16385) + `"}`, "",
 			[]string{"health_checks.expect", "16385 bytes"}},
+		{`"health_checks": {"expect_hex": "` + strings.Repeat("2b", 16385) + `"}`, "\t\t\thealth_expect_hex " + strings.Repeat("2b", 16385) + "\n",
+			[]string{"health_checks.expect_hex:", "16385 bytes"}},
 		{`"close_on_down": "yes"`, "\t\t\tclose_on_down yes\n",
 			[]string{"close_on_down", `yes`}},
 	})
