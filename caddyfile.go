@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 )
 
 func init() {
@@ -308,8 +310,8 @@ func parseTarget(d *caddyfile.Dispenser, c *AppConfig) error {
 			if err != nil {
 				return d.Errf("target %s: weight: want an integer, got %q", t.Address, args[i])
 			}
-			if n == 0 { // 0 would read as "unset" in JSON
-				return d.Errf("target %s: weight: weight 0 is out of range: valid weights are 1 to 256", t.Address)
+			if n == 0 { // 0 would read as "unset" in JSON; validate checks the others
+				return d.Errf("target %s: weight: %v", t.Address, balance.CheckWeight(n))
 			}
 			t.Weight = n
 		default:
