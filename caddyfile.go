@@ -191,10 +191,7 @@ var appDirectives = map[string]appDirective{
 		return nil
 	}},
 	"target": {repeatable: true, parse: parseTarget},
-	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Bind = append(c.Bind, d.RemainingArgs()...)
-		return nil
-	}},
+	"bind":   listDirective(func(c *AppConfig) *[]string { return &c.Bind }),
 	"listener": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseString(d, &c.Listener)
 	}},
@@ -268,10 +265,7 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
-	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
-		return nil
-	}},
+	"resolvers":  listDirective(func(c *AppConfig) *[]string { return &c.Resolvers }),
 	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDuration(d, &c.DNSRefresh)
 	}},
