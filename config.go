@@ -275,9 +275,9 @@ func (c *AppConfig) validate() error {
 			return c.errorf("ports", "invalid port %q: want a number 1..65535 or a range \"low-high\"", p.raw)
 		}
 	}
-	for _, b := range c.Bind {
-		if b != "" && net.ParseIP(strings.Trim(b, "[]")) == nil {
-			return c.errorf("bind", "%q is not an IP address", b)
+	for i, h := range c.bindHosts() {
+		if h != "" && net.ParseIP(h) == nil {
+			return c.errorf("bind", "%q is not an IP address", c.Bind[i])
 		}
 	}
 	if err := c.Listening.validate(c.errorf); err != nil {
@@ -325,8 +325,9 @@ func (c *AppConfig) claimPorts(used *[]portClaimed) error {
 	return nil
 }
 
+// normalizeHost writes a host of bindHosts (brackets already trimmed)
+// one way: "" for all interfaces, an IP address in its canonical form.
 func normalizeHost(h string) string {
-	h = strings.Trim(h, "[]")
 	if ip := net.ParseIP(h); ip != nil {
 		if ip.IsUnspecified() {
 			return ""
