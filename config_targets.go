@@ -136,12 +136,3 @@ func validateAddress(t string) error {
 	}
 	return nil
 }
-
-// addresses returns the targets' addresses, in config order.
-func addresses(ts []TargetConfig) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.Address
-	}
-	return out
-}
