@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -184,6 +186,11 @@ func (hc *HealthChecks) validate(errorf func(field, format string, args ...any) 
 	}
 	if err := hc.validateCombination(errorf); err != nil {
 		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(hc.Headers)) {
+		if len(hc.Headers[name]) == 0 { // would never be sent
+			return errorf("health_checks.headers", "%q: want at least one value", name)
+		}
 	}
 	_, err := hc.prober("", errorf)
 	return err

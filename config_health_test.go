@@ -144,6 +144,8 @@ func TestBadHealthProbeSettings(t *testing.T) {
 			[]string{"health_checks.method", `"GE T"`}},
 		{`"health_checks": {"uri": "/", "headers": {"X:Y": ["1"]}}`, "\t\t\thealth_uri /\n\t\t\thealth_headers {\n\t\t\t\tX:Y 1\n\t\t\t}\n",
 			[]string{"health_checks.headers", `"X:Y"`}},
+		{`"health_checks": {"uri": "/", "headers": {"Host": ["db"], "X-A": []}}`, "",
+			[]string{"health_checks.headers", `"X-A"`, "want at least one value"}},
 		{`"health_checks": {"uri": "/", "headers": {"Host": "db"}}`, "",
 			[]string{"health_checks.headers", `"db"`}},
 		{`"health_checks": {"method": "HEAD"}`, "\t\t\thealth_method HEAD\n",
