@@ -132,6 +132,8 @@ func TestBadHealthProbeSettings(t *testing.T) {
 			[]string{"health_checks.expect_body", `"(unclosed"`, "not a regular expression"}},
 		{`"health_checks": {"uri": "/", "expect_status": 999}`, "\t\t\thealth_uri /\n\t\t\thealth_status 999\n",
 			[]string{"health_checks.expect_status", "999", `"2xx"`}},
+		{`"health_checks": {"uri": "/", "expect_status": "0200"}`, "\t\t\thealth_uri /\n\t\t\thealth_status 0200\n",
+			[]string{"health_checks.expect_status", `"0200"`, `"2xx"`}},
 		{`"health_checks": {"uri": "/", "expect_status": "6xx"}`, "\t\t\thealth_uri /\n\t\t\thealth_status 6xx\n",
 			[]string{"health_checks.expect_status", `"6xx"`}},
 		{`"health_checks": {"uri": "/", "expect_status": "OK"}`, "\t\t\thealth_uri /\n\t\t\thealth_status OK\n",
