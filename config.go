@@ -57,9 +57,11 @@ type AppConfig struct {
 type Upstreams struct {
 	// Targets are where connections are forwarded: `host:port` strings, or
 	// objects with a weight and a backup flag (see TargetConfig). Host
-	// names are resolved at every dial, so DNS changes are followed.
-	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
-	// (see Discovery). Required, at least one.
+	// names are looked up in the background when the config starts and
+	// every dns_refresh after (sooner after a failed lookup or a failed
+	// dial), so DNS changes are followed. `srv:<name>` and
+	// `dns:<host>:<port>` make each DNS record a target (see Discovery).
+	// Required, at least one.
 	Targets []TargetConfig `json:"targets,omitempty"`
 
 	// LBPolicy chooses an eligible (healthy and ready) target for each
@@ -72,7 +74,9 @@ type Upstreams struct {
 	// Default: `round_robin`.
 	LBPolicy string `json:"lb_policy,omitempty"`
 
-	// HealthChecks configures the active TCP connect probe of every target.
+	// HealthChecks configures the active probe of every target: a TCP
+	// connect, optionally sending bytes and expecting an answer, or an
+	// HTTP request (see HealthChecks). Default: a connect every 30s.
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
 
 	// DialTimeout bounds each dial to a target. Default: 2s.
