@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/balance"
 )
 
 func init() {
@@ -189,10 +191,7 @@ var appDirectives = map[string]appDirective{
 		return nil
 	}},
 	"target": {repeatable: true, parse: parseTarget},
-	"bind": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Bind = append(c.Bind, d.RemainingArgs()...)
-		return nil
-	}},
+	"bind":   listDirective(func(c *AppConfig) *[]string { return &c.Bind }),
 	"listener": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseString(d, &c.Listener)
 	}},
@@ -266,10 +265,7 @@ var appDirectives = map[string]appDirective{
 	}},
 	"keepalive":  {parse: parseKeepalive},
 	"access_log": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error { return parseFlag(d, &c.AccessLog) }},
-	"resolvers": {repeatable: true, parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
-		c.Resolvers = append(c.Resolvers, d.RemainingArgs()...)
-		return nil
-	}},
+	"resolvers":  listDirective(func(c *AppConfig) *[]string { return &c.Resolvers }),
 	"dns_refresh": {parse: func(d *caddyfile.Dispenser, c *AppConfig) error {
 		return parseDuration(d, &c.DNSRefresh)
 	}},
@@ -308,8 +304,8 @@ func parseTarget(d *caddyfile.Dispenser, c *AppConfig) error {
 			if err != nil {
 				return d.Errf("target %s: weight: want an integer, got %q", t.Address, args[i])
 			}
-			if n == 0 { // 0 would read as "unset" in JSON
-				return d.Errf("target %s: weight: weight 0 is out of range: valid weights are 1 to 256", t.Address)
+			if n == 0 { // 0 would read as "unset" in JSON; validate checks the others
+				return d.Errf("target %s: weight: %v", t.Address, balance.CheckWeight(n))
 			}
 			t.Weight = n
 		default:

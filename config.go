@@ -57,9 +57,11 @@ type AppConfig struct {
 type Upstreams struct {
 	// Targets are where connections are forwarded: `host:port` strings, or
 	// objects with a weight and a backup flag (see TargetConfig). Host
-	// names are resolved at every dial, so DNS changes are followed.
-	// `srv:<name>` and `dns:<host>:<port>` make each DNS record a target
-	// (see Discovery). Required, at least one.
+	// names are looked up in the background when the config starts and
+	// every dns_refresh after (sooner after a failed lookup or a failed
+	// dial), so DNS changes are followed. `srv:<name>` and
+	// `dns:<host>:<port>` make each DNS record a target (see Discovery).
+	// Required, at least one.
 	Targets []TargetConfig `json:"targets,omitempty"`
 
 	// LBPolicy chooses an eligible (healthy and ready) target for each
@@ -72,7 +74,9 @@ type Upstreams struct {
 	// Default: `round_robin`.
 	LBPolicy string `json:"lb_policy,omitempty"`
 
-	// HealthChecks configures the active TCP connect probe of every target.
+	// HealthChecks configures the active probe of every target: a TCP
+	// connect, optionally sending bytes and expecting an answer, or an
+	// HTTP request (see HealthChecks). Default: a connect every 30s.
 	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
 
 	// DialTimeout bounds each dial to a target. Default: 2s.
@@ -201,7 +205,7 @@ const maxAppNameLen = 128
 // problem, naming the app, the field and the value.
 func (a *App) Validate() error {
 	if a.GracePeriod < 0 {
-		return fmt.Errorf("grace_period: must not be negative, got %s", time.Duration(a.GracePeriod))
+		return fmt.Errorf("grace_period: must not be negative, got %s", describeDuration(a.GracePeriod))
 	}
 	names := make(map[string]int, len(a.Apps))
 	var used []portClaimed
@@ -275,9 +279,9 @@ func (c *AppConfig) validate() error {
 			return c.errorf("ports", "invalid port %q: want a number 1..65535 or a range \"low-high\"", p.raw)
 		}
 	}
-	for _, b := range c.Bind {
-		if b != "" && net.ParseIP(strings.Trim(b, "[]")) == nil {
-			return c.errorf("bind", "%q is not an IP address", b)
+	for i, h := range c.bindHosts() {
+		if h != "" && net.ParseIP(h) == nil {
+			return c.errorf("bind", "%q is not an IP address", c.Bind[i])
 		}
 	}
 	if err := c.Listening.validate(c.errorf); err != nil {
@@ -325,8 +329,9 @@ func (c *AppConfig) claimPorts(used *[]portClaimed) error {
 	return nil
 }
 
+// normalizeHost writes a host of bindHosts (brackets already trimmed)
+// one way: "" for all interfaces, an IP address in its canonical form.
 func normalizeHost(h string) string {
-	h = strings.Trim(h, "[]")
 	if ip := net.ParseIP(h); ip != nil {
 		if ip.IsUnspecified() {
 			return ""
@@ -352,7 +357,7 @@ func (u *Upstreams) validate(errorf func(field, format string, args ...any) erro
 		return errorf("lb_policy", "unknown policy %q: want one of %s", u.LBPolicy, quoted(balance.Policies()))
 	}
 	if u.DialTimeout < 0 {
-		return errorf("dial_timeout", "must be positive, got %s", time.Duration(u.DialTimeout))
+		return errorf("dial_timeout", "must be positive, got %s", describeDuration(u.DialTimeout))
 	}
 	if u.MaxConnections < 0 {
 		return errorf("max_connections", "must be 0 (no limit) or positive, got %d", u.MaxConnections)

@@ -93,7 +93,7 @@ func describeDuration(d Duration) string {
 	case 0:
 		return "none"
 	}
-	return `"` + time.Duration(d).String() + `"`
+	return `"` + d.String() + `"`
 }
 
 // limits are the per-client limits as the engine takes them.

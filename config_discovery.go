@@ -2,7 +2,6 @@ package tcpproxy
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/discovery"
 )
@@ -27,7 +26,7 @@ type Discovery struct {
 
 func (d *Discovery) validate(errorf func(field, format string, args ...any) error) error {
 	if d.DNSRefresh < 0 {
-		return errorf("dns_refresh", "must be positive, got %s", time.Duration(d.DNSRefresh))
+		return errorf("dns_refresh", "must be positive, got %s", describeDuration(d.DNSRefresh))
 	}
 	if _, err := discovery.ParseResolvers(d.Resolvers); err != nil {
 		return errorf("resolvers", "%v", err)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +110,9 @@ type HTTPStatus struct {
 	isText bool
 }
 
+// wantHTTPStatus says what an expect_status may be, for its errors.
+const wantHTTPStatus = `want a code 100..599 or a class 1xx..5xx such as "2xx"`
+
 // UnmarshalJSON reads an integer or a string; ranges are checked by
 // validate, where the error can name the app.
 func (s *HTTPStatus) UnmarshalJSON(b []byte) error {
@@ -116,7 +121,7 @@ func (s *HTTPStatus) UnmarshalJSON(b []byte) error {
 		return json.Unmarshal(b, &s.text)
 	}
 	if err := json.Unmarshal(b, &s.code); err != nil {
-		return fmt.Errorf(`want a code 100..599 or a class 1xx..5xx such as "2xx", got %s`, b)
+		return fmt.Errorf("%s, got %s", wantHTTPStatus, b)
 	}
 	return nil
 }
@@ -129,10 +134,12 @@ func (s HTTPStatus) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.Itoa(s.code)), nil
 }
 
-// parseHTTPStatus reads a status as the Caddyfile gives it: digits are a
-// code (an integer in JSON), anything else a class.
+// parseHTTPStatus reads a status as the Caddyfile gives it: three digits
+// are a code (an integer in JSON), anything else a class (a string), which
+// validate rejects unless it is one: "0200" is refused as in JSON.
 func parseHTTPStatus(s string) *HTTPStatus {
-	if n, err := strconv.Atoi(s); err == nil && strings.Trim(s, "0123456789") == "" {
+	if len(s) == 3 && strings.Trim(s, "0123456789") == "" {
+		n, _ := strconv.Atoi(s)
 		return &HTTPStatus{code: n}
 	}
 	return &HTTPStatus{text: s, isText: true}
@@ -145,15 +152,15 @@ func (s *HTTPStatus) String() string {
 	return strconv.Itoa(s.code)
 }
 
-// codeAndClass returns the exact code or the class digit.
-func (s *HTTPStatus) codeAndClass() (code, class int, err error) {
-	if s.isText {
-		return probe.ParseStatus(s.text)
+// codeAndClass returns the exact code or the class digit; ok is false
+// when the status is neither (wantHTTPStatus says what is wanted).
+func (s *HTTPStatus) codeAndClass() (code, class int, ok bool) {
+	text := s.text
+	if !s.isText {
+		text = strconv.Itoa(s.code)
 	}
-	if s.code < 100 || s.code > 599 {
-		return 0, 0, fmt.Errorf("expect status %d must be a code 100..599 or a class 1xx..5xx", s.code)
-	}
-	return s.code, 0, nil
+	code, class, err := probe.ParseStatus(text)
+	return code, class, err == nil
 }
 
 // UnmarshalJSON decodes the health check settings strictly.
@@ -173,7 +180,7 @@ func (hc *HealthChecks) validate(errorf func(field, format string, args ...any) 
 		v    Duration
 	}{{"interval", hc.Interval}, {"timeout", hc.Timeout}, {"down_interval", hc.DownInterval}} {
 		if d.v < 0 {
-			return errorf("health_checks."+d.name, "must be positive, got %s", time.Duration(d.v))
+			return errorf("health_checks."+d.name, "must be positive, got %s", describeDuration(d.v))
 		}
 	}
 	if hc.Rise < 0 {
@@ -184,6 +191,11 @@ func (hc *HealthChecks) validate(errorf func(field, format string, args ...any) 
 	}
 	if err := hc.validateCombination(errorf); err != nil {
 		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(hc.Headers)) {
+		if len(hc.Headers[name]) == 0 { // would never be sent
+			return errorf("health_checks.headers", "%q: want at least one value", name)
+		}
 	}
 	_, err := hc.prober("", errorf)
 	return err
@@ -252,7 +264,11 @@ func (hc *HealthChecks) prober(proxyProtocol string, errorf func(field, format s
 	if err != nil {
 		var ce *probe.ConfigError
 		if errors.As(err, &ce) && ce.Field != "proxy_protocol" {
-			return nil, errorf("health_checks."+ce.Field, "%v", err)
+			field := ce.Field
+			if field == "expect" && hc.ExpectHex != "" {
+				field = "expect_hex" // the bytes were given as hex
+			}
+			return nil, errorf("health_checks."+field, "%v", err)
 		}
 		return nil, errorf("health_checks", "%v", err)
 	}
@@ -263,9 +279,9 @@ func (hc *HealthChecks) prober(proxyProtocol string, errorf func(field, format s
 func (hc *HealthChecks) httpCheck(errorf func(field, format string, args ...any) error) (*probe.HTTP, error) {
 	h := &probe.HTTP{URI: hc.URI, Method: hc.Method, Header: hc.Headers}
 	if hc.ExpectStatus != nil {
-		var err error
-		if h.Status, h.StatusClass, err = hc.ExpectStatus.codeAndClass(); err != nil {
-			return nil, errorf("health_checks.expect_status", "want a code 100..599 or a class 1xx..5xx such as \"2xx\", got %s", hc.ExpectStatus)
+		var ok bool
+		if h.Status, h.StatusClass, ok = hc.ExpectStatus.codeAndClass(); !ok {
+			return nil, errorf("health_checks.expect_status", "%s, got %s", wantHTTPStatus, hc.ExpectStatus)
 		}
 	}
 	if hc.ExpectBody != "" {

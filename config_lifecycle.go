@@ -76,7 +76,7 @@ const (
 func (l *Lifecycle) validate(errorf func(field, format string, args ...any) error) error {
 	if l.MaxConnectionDuration < 0 {
 		return errorf("max_connection_duration", "must be positive (leave it unset for no limit), got %s",
-			time.Duration(l.MaxConnectionDuration))
+			describeDuration(l.MaxConnectionDuration))
 	}
 	k := l.Keepalive
 	if k == nil {
@@ -90,7 +90,7 @@ func (l *Lifecycle) validate(errorf func(field, format string, args ...any) erro
 		v    Duration
 	}{{"keepalive.idle", k.Idle}, {"keepalive.interval", k.Interval}} {
 		if v := time.Duration(d.v); v != 0 && (v < time.Second || v > maxKeepaliveSeconds*time.Second) {
-			return errorf(d.name, "must be between 1s and %ds (Linux counts whole seconds), got %s", maxKeepaliveSeconds, v)
+			return errorf(d.name, "must be between 1s and %ds (Linux counts whole seconds), got %s", maxKeepaliveSeconds, describeDuration(d.v))
 		}
 	}
 	if k.Count < 0 || k.Count > maxKeepaliveCount {

@@ -37,6 +37,7 @@ type TargetConfig struct {
 }
 
 // UnmarshalJSON reads a target as a string or, strictly, as an object.
+// An error in an object names the target by its address when it has one.
 func (t *TargetConfig) UnmarshalJSON(b []byte) error {
 	if b = bytes.TrimSpace(b); len(b) > 0 && b[0] == '"' {
 		*t = TargetConfig{}
@@ -44,13 +45,23 @@ func (t *TargetConfig) UnmarshalJSON(b []byte) error {
 	}
 	type plain TargetConfig // no methods: avoids recursion
 	*t = TargetConfig{}
-	if err := decodeFields(b, (*plain)(t), ""); err != nil {
+	err := decodeFields(b, (*plain)(t), "")
+	if err == nil && t.Weight == 0 && hasKey(b, "weight") {
+		err = fmt.Errorf("weight: %v", balance.CheckWeight(0))
+	}
+	if err == nil {
+		return nil
+	}
+	// The address first, as decodeApp reads the app's name, since the
+	// field at fault may come before it.
+	var named struct {
+		Address string `json:"address"`
+	}
+	_ = json.Unmarshal(b, &named)
+	if named.Address == "" {
 		return err
 	}
-	if t.Weight == 0 && hasKey(b, "weight") {
-		return fmt.Errorf("%q: weight: %v", t.Address, balance.CheckWeight(0))
-	}
-	return nil
+	return fmt.Errorf("%q: %v", clip(named.Address), err)
 }
 
 // hasKey reports whether the JSON object b has the key (case-insensitive,
@@ -124,13 +135,4 @@ func validateAddress(t string) error {
 		return fmt.Errorf("invalid port %q: want 1..65535", port)
 	}
 	return nil
-}
-
-// addresses returns the targets' addresses, in config order.
-func addresses(ts []TargetConfig) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.Address
-	}
-	return out
 }

@@ -89,7 +89,7 @@ func decodeFields(b []byte, dst any, prefix string) error {
 	for _, key := range keys {
 		idx, ok := lookupField(fields, key)
 		if !ok {
-			return fmt.Errorf("unknown field %q (valid: %s)", clip(prefix+key), validFieldNames(fields))
+			return &unknownFieldError{name: prefix + key, valid: validFieldNames(fields)}
 		}
 		target := v.FieldByIndex(fields[idx].index).Addr().Interface()
 		if err := json.Unmarshal(obj[key], target); err != nil {
@@ -97,10 +97,24 @@ func decodeFields(b []byte, dst any, prefix string) error {
 			if prefix != "" && strings.HasPrefix(err.Error(), prefix) || strings.HasPrefix(err.Error(), fields[idx].name+".") {
 				return err // a nested field already named itself
 			}
+			var unknown *unknownFieldError
+			if errors.As(err, &unknown) && strings.HasPrefix(unknown.name, fields[idx].name+".") {
+				return err // unknown field "health_checks.x" names its object
+			}
 			return fmt.Errorf("%s%s: %v", prefix, fields[idx].name, err)
 		}
 	}
 	return nil
+}
+
+// unknownFieldError is a key that names no field. name is its path
+// ("health_checks.x"), so the object it is in needs no other mention.
+type unknownFieldError struct {
+	name, valid string
+}
+
+func (e *unknownFieldError) Error() string {
+	return fmt.Sprintf("unknown field %q (valid: %s)", clip(e.name), e.valid)
 }
 
 // describeError restates an error decoding raw into target as what was

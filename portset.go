@@ -73,12 +73,3 @@ func (s *portSet) list() []uint16 {
 	}
 	return out
 }
-
-// portSetFromList returns the ports as a set.
-func portSetFromList(ports []uint16) *portSet {
-	s := new(portSet)
-	for _, p := range ports {
-		s.add(p)
-	}
-	return s
-}
