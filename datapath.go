@@ -46,11 +46,11 @@ func init() {
 // pool released by every config that still owns connections, until they
 // end. Shutdown drains, close_on_down and the admin API's close reach
 // loop connections through it.
-var loopPools = &poolRegistry{refs: make(map[*evloop.Loops]int)}
+var loopPools = &poolRegistry{seen: make(map[*evloop.Loops]struct{})}
 
 type poolRegistry struct {
 	mu   sync.Mutex
-	refs map[*evloop.Loops]int // 0: released, kept while it owns connections
+	seen map[*evloop.Loops]struct{} // acquired; a released one until it empties
 
 	warnOnce sync.Once
 }
@@ -71,7 +71,7 @@ func (r *poolRegistry) acquire() *evloop.Loops {
 		return nil
 	}
 	r.mu.Lock()
-	r.refs[ls]++
+	r.seen[ls] = struct{}{}
 	r.mu.Unlock()
 	return ls
 }
@@ -79,23 +79,19 @@ func (r *poolRegistry) acquire() *evloop.Loops {
 // release drops a reference taken by acquire (nil does nothing). The
 // pool's loops exit once released and empty; it stays listed until then.
 func (r *poolRegistry) release(ls *evloop.Loops) {
-	if ls == nil {
-		return
+	if ls != nil {
+		ls.Release()
 	}
-	r.mu.Lock()
-	r.refs[ls]--
-	r.mu.Unlock()
-	ls.Release()
 }
 
 // pools returns the pools that are held or still own connections.
 func (r *poolRegistry) pools() []*evloop.Loops {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*evloop.Loops, 0, len(r.refs))
-	for ls, n := range r.refs {
-		if n <= 0 && ls.Active() == 0 {
-			delete(r.refs, ls)
+	out := make([]*evloop.Loops, 0, len(r.seen))
+	for ls := range r.seen {
+		if ls.Released() && ls.Active() == 0 {
+			delete(r.seen, ls)
 			continue
 		}
 		out = append(out, ls)

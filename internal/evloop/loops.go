@@ -65,6 +65,10 @@ func (ls *Loops) Release() {
 	ls.stop()
 }
 
+// Released reports whether the pool's last reference was dropped: its
+// loops exit once they own no connection.
+func (ls *Loops) Released() bool { return ls.stopping.Load() }
+
 // start starts n loops.
 func start(n int) (*Loops, error) {
 	ls := &Loops{loops: make([]*loop, 0, n)}

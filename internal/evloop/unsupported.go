@@ -64,6 +64,9 @@ func Acquire() (*Loops, error) { return nil, errors.ErrUnsupported }
 // Release does nothing outside Linux.
 func (*Loops) Release() {}
 
+// Released reports true.
+func (*Loops) Released() bool { return true }
+
 // Proxy is unsupported outside Linux.
 func (*Loops) Proxy(*Conn, Session, Timeouts) (Handle, error) {
 	return Handle{}, errors.ErrUnsupported
