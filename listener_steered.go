@@ -148,17 +148,11 @@ func (p *socketPool) claim(s *sharedSocket, owner *App, ports *portSet) error {
 	}
 	p.seq++
 	s.steer.claims = append(s.steer.claims, &portClaim{owner: owner, seq: p.seq, ports: ports})
-	s.steer.ownPortServed.Store(s.steer.claimsLocked().has(uint16(s.steer.ownPort)))
+	// A claim only adds ports (unclaim recomputes ownPortServed from the
+	// claims it keeps), and both run under p.mu.
+	st := s.steer
+	st.ownPortServed.Store(st.ownPortServed.Load() || ports.has(uint16(st.ownPort)))
 	return nil
-}
-
-// claimsLocked is the union of the claims' ports.
-func (st *steering) claimsLocked() *portSet {
-	all := new(portSet)
-	for _, c := range st.claims {
-		all.union(c.ports)
-	}
-	return all
 }
 
 // stray reports whether conn reached the socket on its own port, which is
