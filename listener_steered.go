@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/sklookup"
 )
 
@@ -156,10 +157,19 @@ func (p *socketPool) claim(s *sharedSocket, owner *App, ports *portSet) error {
 }
 
 // stray reports whether conn reached the socket on its own port, which is
-// none of the app's: only a scan or a mistake dials it.
+// none of the app's: only a scan or a mistake dials it. It runs for every
+// connection the socket accepts: when a claim serves the own port there
+// is nothing to ask, and a loop's connection gives its port without
+// allocating.
 func (st *steering) stray(conn net.Conn) bool {
+	if st.ownPortServed.Load() {
+		return false
+	}
+	if ec, ok := conn.(*evloop.Conn); ok {
+		return int(ec.LocalAddrPort().Port()) == st.ownPort
+	}
 	a, ok := conn.LocalAddr().(*net.TCPAddr)
-	return ok && a.Port == st.ownPort && !st.ownPortServed.Load()
+	return ok && a.Port == st.ownPort
 }
 
 // routeLocked routes ports to s, taking them from whichever socket they
