@@ -309,20 +309,8 @@ func (p *socketPool) serving(addr net.Addr) *sharedSocket {
 	ip, port := ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var wildcard *sharedSocket
-	for _, o := range p.steered {
-		if !o.steer.routed.has(port) {
-			continue
-		}
-		switch r := o.steer.route; {
-		case r == ip:
-			return o
-		case !r.IsValid() || r.IsUnspecified() && r.Is4() == ip.Is4():
-			wildcard = o
-		}
-	}
-	if wildcard != nil {
-		return wildcard
+	if o := p.steeredLocked(ip, port); o != nil {
+		return o
 	}
 	p4 := strconv.Itoa(int(port))
 	for _, key := range []string{net.JoinHostPort(ip.String(), p4), ":" + p4, "0.0.0.0:" + p4, "[::]:" + p4} {
