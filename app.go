@@ -37,9 +37,8 @@ type App struct {
 	sockets []*sharedSocket // held from Start to Stop
 
 	// appListeners are the sockets behind each "tcpproxy-app" address
-	// (listener_app.go), by appListenerKey; set in Start.
-	appListeners    map[string][]*sharedSocket
-	appListenerApps map[string]string // the app of each appListeners key
+	// (listener_app.go) and their app, by appListenerKey; set in Start.
+	appListeners map[string]*appListener
 	// claims are the ports this config steers to sk_lookup sockets:
 	// planned in Start, routed last thing in Start, given up in Stop.
 	claims []plannedClaim

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
-	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/relay"
 )
 
 // Listening sockets that survive a config reload.
@@ -43,14 +42,14 @@ func init() {
 
 // listenConfig sets the options accepted sockets inherit (urgent data
 // inline, no Nagle delay: see evloop.SetListenerOptions; keepalive is set
-// per app in App.Start), so that an accepted socket needs no system call
-// of its own. Go's own per-connection keepalive is off: it would cost
+// per app in App.Start, see setKeepalive), so that an accepted socket
+// needs no system call of its own. Go's own per-connection keepalive is off: it would cost
 // four setsockopt calls on every socket Go accepts. Multipath TCP is off:
 // plain TCP clients do not need it, and an MPTCP socket cannot be
 // steered by sk_lookup.
 var listenConfig = func() net.ListenConfig {
 	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
-		return evloop.SetListenerOptions(rc, net.KeepAliveConfig{})
+		return evloop.SetListenerOptions(rc)
 	}}
 	lc.SetMultipathTCP(false)
 	return lc
@@ -176,7 +175,8 @@ func isWildcard(host string) bool {
 }
 
 // setKeepalive sets the keepalive the socket's accepted connections
-// inherit.
+// inherit: on a new socket, and again on one a reload keeps, whose
+// config may have changed it.
 func (s *sharedSocket) setKeepalive(k net.KeepAliveConfig) error {
 	sc, ok := s.ln.(syscall.Conn)
 	if !ok {
@@ -186,7 +186,7 @@ func (s *sharedSocket) setKeepalive(k net.KeepAliveConfig) error {
 	if err != nil {
 		return err
 	}
-	return relay.SetKeepalive(rc, k)
+	return evloop.SetKeepAlive(rc, k)
 }
 
 // release drops a reference; the last one closes the socket.
@@ -309,20 +309,8 @@ func (p *socketPool) serving(addr net.Addr) *sharedSocket {
 	ip, port := ta.AddrPort().Addr().Unmap(), ta.AddrPort().Port()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var wildcard *sharedSocket
-	for _, o := range p.steered {
-		if !o.steer.routed.has(port) {
-			continue
-		}
-		switch r := o.steer.route; {
-		case r == ip:
-			return o
-		case !r.IsValid() || r.IsUnspecified() && r.Is4() == ip.Is4():
-			wildcard = o
-		}
-	}
-	if wildcard != nil {
-		return wildcard
+	if o := p.steeredLocked(ip, port); o != nil {
+		return o
 	}
 	p4 := strconv.Itoa(int(port))
 	for _, key := range []string{net.JoinHostPort(ip.String(), p4), ":" + p4, "0.0.0.0:" + p4, "[::]:" + p4} {

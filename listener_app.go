@@ -39,6 +39,13 @@ func (c *AppConfig) appListenAddrs() []string {
 	return out
 }
 
+// appListener is what stands behind one "tcpproxy-app" address: the
+// sockets of one app on one bind host.
+type appListener struct {
+	app     string
+	sockets []*sharedSocket
+}
+
 // appListenerKey names an app's listener on a bind host, as the host
 // part of its "tcpproxy-app" address.
 func appListenerKey(app, host string) string { return app + "@" + trimBrackets(host) }
@@ -58,13 +65,13 @@ func listenApp(ctx context.Context, _, host, _ string, _ uint, _ net.ListenConfi
 	if !ok {
 		return nil, fmt.Errorf("%s network: only the tcpproxy app's own servers listen here", appNetwork)
 	}
-	socks := a.appListeners[host]
-	if len(socks) == 0 {
+	l := a.appListeners[host]
+	if l == nil || len(l.sockets) == 0 {
 		return nil, fmt.Errorf("%s network: no listener was prepared for %q", appNetwork, host)
 	}
-	sockets.addRefs(socks)
-	v := newView(socks...)
-	if h := a.handlers[a.appListenerApps[host]]; h != nil {
+	sockets.addRefs(l.sockets)
+	v := newView(l.sockets...)
+	if h := a.handlers[l.app]; h != nil {
 		v.direct = h.acceptDirect
 	}
 	return v, nil
@@ -116,8 +123,7 @@ func (a *App) listen() error {
 	if err != nil {
 		return err
 	}
-	a.appListeners = make(map[string][]*sharedSocket)
-	a.appListenerApps = make(map[string]string)
+	a.appListeners = make(map[string]*appListener)
 	for i, app := range a.Apps {
 		a.running[i].listener = modes[i]
 		if modes[i] != listenerSockets {
@@ -137,8 +143,10 @@ func (a *App) listen() error {
 					}
 					if app.steered() { // auto, fallen back
 						key := appListenerKey(app.Name, h)
-						a.appListeners[key] = append(a.appListeners[key], s)
-						a.appListenerApps[key] = app.Name
+						if a.appListeners[key] == nil {
+							a.appListeners[key] = &appListener{app: app.Name}
+						}
+						a.appListeners[key].sockets = append(a.appListeners[key].sockets, s)
 					}
 				}
 			}
@@ -176,8 +184,7 @@ func (a *App) listenSteered(app *AppConfig, r *runningApp) error {
 			return app.errorf("listener", "sk_lookup on %s: %v", describeHost(normalizeHost(h)), err)
 		}
 		r.steered = append(r.steered, s)
-		a.appListeners[appListenerKey(app.Name, h)] = []*sharedSocket{s}
-		a.appListenerApps[appListenerKey(app.Name, h)] = app.Name
+		a.appListeners[appListenerKey(app.Name, h)] = &appListener{app: app.Name, sockets: []*sharedSocket{s}}
 		a.claims = append(a.claims, plannedClaim{s, ports})
 		l, err := sockets.foreignListener(h, ports)
 		if err != nil {

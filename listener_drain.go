@@ -3,6 +3,7 @@ package tcpproxy
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -53,26 +54,33 @@ func (p *socketPool) bypassed(socks []*sharedSocket) []*sharedSocket {
 }
 
 // steeredAwayLocked reports whether a route takes every connection to
-// addr ("host:port") to a steered socket.
+// addr ("host:port") to a steered socket: for an address, a route for it
+// or its family's wildcard; for all of a family's addresses (0.0.0.0),
+// the family's wildcard; for all interfaces, both families' wildcards.
 func (p *socketPool) steeredAwayLocked(addr string) bool {
-	ap, err := netip.ParseAddrPort(addr)
+	h, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		h, port, err := net.SplitHostPort(addr)
-		if err != nil || h != "" {
-			return false
-		}
-		ap, err = netip.ParseAddrPort("[::]:" + port) // all interfaces
-		if err != nil {
+		return false
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return false
+	}
+	var wildcards []routeKey
+	switch ip, err := netip.ParseAddr(h); {
+	case h == "" || err == nil && ip == netip.IPv6Unspecified():
+		wildcards = []routeKey{{v6: false}, {v6: true}}
+	case err != nil:
+		return false
+	case ip.Unmap() == netip.IPv4Unspecified():
+		wildcards = []routeKey{{v6: false}}
+	default:
+		return p.steeredLocked(ip, uint16(port)) != nil
+	}
+	for _, k := range wildcards {
+		if p.routedLocked(k, uint16(port)) == nil {
 			return false
 		}
 	}
-	host := ap.Addr().Unmap()
-	for _, o := range p.steered {
-		route := o.steer.route
-		covers := !route.IsValid() || route == host || route.IsUnspecified() && !host.IsUnspecified() && route.Is4() == host.Is4()
-		if covers && o.steer.routed.has(ap.Port()) {
-			return true
-		}
-	}
-	return false
+	return true
 }

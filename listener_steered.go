@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/evloop"
 	"github.com/caddy-tcpproxy/caddy-tcpproxy/internal/sklookup"
 )
 
@@ -48,7 +49,7 @@ type steering struct {
 	key    steerKey
 	st     *sklookup.Steering
 	reg    sklookup.Socket
-	route  netip.Addr // the address routes are for: the zero Addr for every address
+	route  netip.Addr // the address routes are for: the zero Addr for every address (see keys)
 	claims []*portClaim
 	routed portSet // the ports whose route points at this socket now
 
@@ -79,6 +80,87 @@ func routeTarget(host string) (netip.Addr, error) {
 		return netip.Addr{}, nil
 	}
 	return a, nil
+}
+
+// routeKey is what the engine keys a route by, but the port: an address
+// family and an address, the zero Addr for every address of the family
+// (see sklookup.Steering.Route).
+type routeKey struct {
+	v6   bool
+	addr netip.Addr // the zero Addr: the family's wildcard
+}
+
+// keys are the engine's keys of the socket's routes: both families'
+// wildcards for all interfaces (the socket is dual-stack: see
+// acquireSteered), the IPv4 wildcard for 0.0.0.0, else the address. So
+// the routes of bind hosts "" and "0.0.0.0" share the IPv4 wildcard.
+func (st *steering) keys() []routeKey {
+	switch r := st.route; {
+	case !r.IsValid():
+		return []routeKey{{v6: false}, {v6: true}}
+	case r.IsUnspecified():
+		return []routeKey{{v6: r.Is6()}}
+	default:
+		return []routeKey{{v6: r.Is6(), addr: r}}
+	}
+}
+
+func (st *steering) hasKey(k routeKey) bool {
+	for _, own := range st.keys() {
+		if own == k {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether every key of st's routes is one of o's: routing
+// a port for o takes it from st in full.
+func (st *steering) within(o *steering) bool {
+	for _, k := range st.keys() {
+		if !o.hasKey(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// overlaps reports whether st's and o's routes share a key: routing a
+// port for one takes it, in full or in part, from the other.
+func (st *steering) overlaps(o *steering) bool {
+	for _, k := range st.keys() {
+		if o.hasKey(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// routedLocked returns the steered socket the route key k for port points
+// at, or nil. A port two sockets have routed is one that a socket on a
+// narrower wildcard (0.0.0.0) took in part from one on all interfaces
+// (routeLocked clears a socket's ports only when it loses them in full):
+// the key they share is the narrower one's, the one with fewer keys.
+func (p *socketPool) routedLocked(k routeKey, port uint16) *sharedSocket {
+	var found *sharedSocket
+	for _, o := range p.steered {
+		if o.steer.routed.has(port) && o.steer.hasKey(k) &&
+			(found == nil || len(o.steer.keys()) < len(found.steer.keys())) {
+			found = o
+		}
+	}
+	return found
+}
+
+// steeredLocked returns the steered socket a connection to (ip, port)
+// goes to, as the engine looks it up: a route for ip itself, else one for
+// every address of its family; nil if none.
+func (p *socketPool) steeredLocked(ip netip.Addr, port uint16) *sharedSocket {
+	ip = ip.Unmap()
+	if o := p.routedLocked(routeKey{v6: ip.Is6(), addr: ip}, port); o != nil {
+		return o
+	}
+	return p.routedLocked(routeKey{v6: ip.Is6()}, port)
 }
 
 // acquireSteered returns the steered socket of app on host, creating it
@@ -115,7 +197,13 @@ func (p *socketPool) acquireSteered(app, host string) (*sharedSocket, error) {
 	}
 	// Bound: the map holds the socket itself, whichever descriptor
 	// serves it from now on.
-	ownPort := ln.Addr().(*net.TCPAddr).Port
+	own := ln.Addr().(*net.TCPAddr)
+	ownPort := own.Port
+	if !route.IsValid() && own.IP.To4() != nil {
+		// All interfaces, on a machine without IPv6: an IPv4 socket, for
+		// which the engine routes the IPv4 wildcard only (see keys).
+		route = netip.IPv4Unspecified()
+	}
 	if ln, err = forLoops(ln); err != nil {
 		_ = st.Release()
 		return nil, fmt.Errorf("opening the sk_lookup listener: %v", err)
@@ -143,33 +231,48 @@ func (p *socketPool) claim(s *sharedSocket, owner *App, ports *portSet) error {
 	defer p.mu.Unlock()
 	todo := *ports
 	todo.remove(&s.steer.routed)
+	for _, o := range p.steered {
+		// Ports s has routed may still be routed in part to another
+		// socket: one on 0.0.0.0 that took their IPv4 half. Route them
+		// again: they are s's now.
+		if o != s && o.steer.overlaps(s.steer) {
+			taken := *ports
+			taken.intersect(&o.steer.routed)
+			todo.union(&taken)
+		}
+	}
 	if err := p.routeLocked(s, &todo); err != nil {
 		return err
 	}
 	p.seq++
 	s.steer.claims = append(s.steer.claims, &portClaim{owner: owner, seq: p.seq, ports: ports})
-	s.steer.ownPortServed.Store(s.steer.claimsLocked().has(uint16(s.steer.ownPort)))
+	// A claim only adds ports (unclaim recomputes ownPortServed from the
+	// claims it keeps), and both run under p.mu.
+	st := s.steer
+	st.ownPortServed.Store(st.ownPortServed.Load() || ports.has(uint16(st.ownPort)))
 	return nil
 }
 
-// claimsLocked is the union of the claims' ports.
-func (st *steering) claimsLocked() *portSet {
-	all := new(portSet)
-	for _, c := range st.claims {
-		all.union(c.ports)
-	}
-	return all
-}
-
 // stray reports whether conn reached the socket on its own port, which is
-// none of the app's: only a scan or a mistake dials it.
+// none of the app's: only a scan or a mistake dials it. It runs for every
+// connection the socket accepts: when a claim serves the own port there
+// is nothing to ask, and a loop's connection gives its port without
+// allocating.
 func (st *steering) stray(conn net.Conn) bool {
+	if st.ownPortServed.Load() {
+		return false
+	}
+	if ec, ok := conn.(*evloop.Conn); ok {
+		return int(ec.LocalAddrPort().Port()) == st.ownPort
+	}
 	a, ok := conn.LocalAddr().(*net.TCPAddr)
-	return ok && a.Port == st.ownPort && !st.ownPortServed.Load()
+	return ok && a.Port == st.ownPort
 }
 
 // routeLocked routes ports to s, taking them from whichever socket they
-// were routed to.
+// were routed to: in full from a socket whose route keys are all s's
+// too, in part from one on all interfaces when s is on 0.0.0.0 (that
+// one keeps the IPv6 half, and the ports: see routedLocked).
 func (p *socketPool) routeLocked(s *sharedSocket, ports *portSet) error {
 	list := ports.list()
 	if len(list) == 0 {
@@ -179,7 +282,7 @@ func (p *socketPool) routeLocked(s *sharedSocket, ports *portSet) error {
 		return err
 	}
 	for _, o := range p.steered {
-		if o.steer.route == s.steer.route {
+		if o.steer.within(s.steer) {
 			o.steer.routed.remove(ports)
 		}
 	}
@@ -188,8 +291,9 @@ func (p *socketPool) routeLocked(s *sharedSocket, ports *portSet) error {
 }
 
 // unclaim gives up owner's claim on s. The ports no other claim on s
-// covers go to the newest other claim on the same address, or are
-// unrouted: they answer RST again.
+// covers go to the newest other claim whose routes share a key with s's,
+// or are unrouted: they answer RST again. A claim that takes a port in
+// part (on 0.0.0.0, from s on all interfaces) leaves the rest unrouted.
 func (p *socketPool) unclaim(s *sharedSocket, owner *App) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -213,11 +317,15 @@ func (p *socketPool) unclaim(s *sharedSocket, owner *App) error {
 	freed := *mine.ports
 	freed.intersect(&st.routed)
 	freed.remove(&kept)
-	moves := p.newestClaimsLocked(s, &freed)
 	var errs []error
-	for o, ports := range moves {
-		errs = append(errs, p.routeLocked(o, ports))
+	for o, ports := range p.newestClaimsLocked(s, &freed) {
+		if err := p.routeLocked(o, ports); err != nil {
+			errs = append(errs, err)
+			freed.remove(ports) // s keeps them rather than nobody
+		}
 	}
+	// Unroute removes the routes of the freed ports still pointing at s
+	// only: none of those another claim took in full.
 	if list := freed.list(); len(list) > 0 {
 		if err := st.st.Unroute(st.route, list, st.reg); err != nil {
 			errs = append(errs, err)
@@ -228,9 +336,9 @@ func (p *socketPool) unclaim(s *sharedSocket, owner *App) error {
 	return errors.Join(errs...)
 }
 
-// newestClaimsLocked takes out of ports those that another steered socket
-// on the same address claims, and returns them by the socket of their
-// newest claim.
+// newestClaimsLocked returns those of ports that another steered socket
+// whose routes share a key with s's claims, by the socket of their newest
+// claim.
 func (p *socketPool) newestClaimsLocked(s *sharedSocket, ports *portSet) map[*sharedSocket]*portSet {
 	type candidate struct {
 		s *sharedSocket
@@ -238,7 +346,7 @@ func (p *socketPool) newestClaimsLocked(s *sharedSocket, ports *portSet) map[*sh
 	}
 	var cands []candidate
 	for _, o := range p.steered {
-		if o == s || o.steer.route != s.steer.route {
+		if o == s || !o.steer.overlaps(s.steer) {
 			continue
 		}
 		for _, c := range o.steer.claims {
@@ -263,9 +371,6 @@ func (p *socketPool) newestClaimsLocked(s *sharedSocket, ports *portSet) map[*sh
 			moves[best.s] = new(portSet)
 		}
 		moves[best.s].add(port)
-	}
-	for _, moved := range moves {
-		ports.remove(moved)
 	}
 	return moves
 }

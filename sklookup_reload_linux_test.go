@@ -165,3 +165,23 @@ func TestSkLookupReloadSwitchingModesUnderLoad(t *testing.T) {
 		t.Fatalf("%d sk_lookup programs attached in sockets mode, want 0", n)
 	}
 }
+
+// Reloads that switch the app between all interfaces and 0.0.0.0, whose
+// routes share the engine's IPv4 wildcard key, under load: each config's
+// socket takes the ports over, none is refused or reset.
+func TestSkLookupReloadSwitchingWildcardBindsUnderLoad(t *testing.T) {
+	if !inSkLookupNetns(t) {
+		return
+	}
+	b := newBackend(t, "b")
+	ports := []int{7100, 7101, 7102, 7103}
+	cfg := func(bind ...string) map[string]any {
+		c := steeredApp("wildcards", ports, b.addr)
+		c["bind"] = bind
+		return proxyConfig(c)
+	}
+	load := reloadUnderLoad(t, ports, 10, cfg(), cfg("0.0.0.0"))
+	if load.failed() != 0 {
+		t.Fatalf("connections failed while switching between wildcard binds")
+	}
+}

@@ -149,25 +149,18 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.rc, nil }
 // SetListenerOptions sets, on a listening socket, the options the sockets
 // it accepts inherit, so that no accepted socket needs a system call of
 // its own: SO_OOBINLINE (urgent data stays in the stream, in order, where
-// splice and read see it), TCP_NODELAY and keepalive (ka, with
-// net.ListenConfig's meaning; Enable false turns it off). Use it as, or
-// from, a net.ListenConfig's Control; disable MPTCP there too
-// (SetMultipathTCP(false)): accepted MPTCP sockets behave differently.
-func SetListenerOptions(rc syscall.RawConn, ka net.KeepAliveConfig) error {
+// splice and read see it) and TCP_NODELAY. Keepalive, which they inherit
+// too, is SetKeepAlive's. Use it as, or from, a net.ListenConfig's
+// Control; disable MPTCP there too (SetMultipathTCP(false)): accepted
+// MPTCP sockets behave differently.
+func SetListenerOptions(rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
 		s := int(fd)
 		if serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); serr != nil {
 			return
 		}
-		if serr = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); serr != nil {
-			return
-		}
-		if !ka.Enable {
-			serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0)
-			return
-		}
-		serr = setKeepAlive(s, ka)
+		serr = unix.SetsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	})
 	if err != nil {
 		return err

@@ -107,7 +107,10 @@ func serveLoop(target string, to Timeouts) (string, func(), error) {
 		return "", nil, err
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		return SetListenerOptions(rc, childKeepAlive)
+		if err := SetListenerOptions(rc); err != nil {
+			return err
+		}
+		return SetKeepAlive(rc, childKeepAlive)
 	}}
 	lc.SetMultipathTCP(false)
 	tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
@@ -131,7 +134,7 @@ func serveLoop(target string, to Timeouts) (string, func(), error) {
 // 36ce74c, without caddy-l4): Go's listener and dialer with their
 // per-socket defaults, and a goroutine per direction (internal/relay).
 func serveRelay(target string) (string, func(), error) {
-	lc := net.ListenConfig{Control: relay.SetListenerOptions}
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error { return SetListenerOptions(rc) }}
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err

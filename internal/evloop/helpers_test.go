@@ -45,7 +45,10 @@ func exited(ls *Loops) bool {
 func listen(t testing.TB) *Listener {
 	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		return SetListenerOptions(rc, net.KeepAliveConfig{Enable: true})
+		if err := SetListenerOptions(rc); err != nil {
+			return err
+		}
+		return SetKeepAlive(rc, net.KeepAliveConfig{Enable: true})
 	}}
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -20,8 +21,28 @@ const (
 	defaultKeepAliveCount    = 9
 )
 
-// setKeepAlive turns keepalive on with ka's settings (see Target.KeepAlive).
+// SetKeepAlive sets TCP keepalive on a socket as ka says, with
+// net.KeepAliveConfig's meaning (Enable false turns it off). On a
+// listening socket it is set once for every connection it accepts: Linux
+// copies SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT to
+// accepted sockets. It may be called again on a listening socket to
+// change what the connections accepted from then on get.
+func SetKeepAlive(rc syscall.RawConn, ka net.KeepAliveConfig) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = setKeepAlive(int(fd), ka) }); err != nil {
+		return err
+	}
+	return os.NewSyscallError("setsockopt", serr)
+}
+
+// setKeepAlive sets keepalive on fd as ka says (see SetKeepAlive): the one
+// setter of the listening sockets (whose accepted sockets inherit it) and
+// the dialled ones (Target.KeepAlive), so that both round durations the
+// same way (keepAliveSeconds).
 func setKeepAlive(fd int, ka net.KeepAliveConfig) error {
+	if !ka.Enable {
+		return rawSetsockopt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0)
+	}
 	if err := rawSetsockopt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
 		return err
 	}
@@ -45,8 +66,9 @@ func setKeepAlive(fd int, ka net.KeepAliveConfig) error {
 	return nil
 }
 
-// keepAliveSeconds rounds d up to whole seconds, the kernel's unit: zero
-// means def, negative means leave the system's value (0).
+// keepAliveSeconds rounds d up to whole seconds, the kernel's unit (as
+// Go's net package does: 1.5s is 2 s, never 0): zero means def, negative
+// means leave the system's value (0).
 func keepAliveSeconds(d, def time.Duration) int {
 	if d == 0 {
 		d = def

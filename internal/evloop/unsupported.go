@@ -53,7 +53,10 @@ func (l *Listener) AssumeLocalAddr() {}
 func (l *Listener) SyscallConn() (syscall.RawConn, error) { return nil, errors.ErrUnsupported }
 
 // SetListenerOptions does nothing outside Linux.
-func SetListenerOptions(syscall.RawConn, net.KeepAliveConfig) error { return nil }
+func SetListenerOptions(syscall.RawConn) error { return nil }
+
+// SetKeepAlive does nothing outside Linux.
+func SetKeepAlive(syscall.RawConn, net.KeepAliveConfig) error { return nil }
 
 // Loops is never created outside Linux.
 type Loops struct{}

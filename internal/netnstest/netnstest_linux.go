@@ -69,7 +69,7 @@ func Run(t *testing.T, need func() error) bool {
 		enter(t, need)
 		return true
 	}
-	out, err := Reexec(t, childNetns+ID(), true, "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v")
+	out, err := Reexec(t, childNetns+id(), true, "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v")
 	Report(t, "in a private network namespace", out, err)
 	return false
 }
@@ -80,11 +80,11 @@ func enter(tb testing.TB, need func() error) {
 	tb.Helper()
 	what, _ := Child()
 	parent := strings.TrimPrefix(what, childNetns)
-	if self := ID(); self == "" || parent == "" || self == parent {
+	if self := id(); self == "" || parent == "" || self == parent {
 		tb.Fatalf("refusing to run: this process's network namespace %q is not known to differ "+
 			"from the parent test's %q", self, parent)
 	}
-	if err := LoUp(); err != nil {
+	if err := loUp(); err != nil {
 		tb.Fatalf("bringing lo up in the test's network namespace: %v", err)
 	}
 	if need != nil {
@@ -129,8 +129,8 @@ func Report(t *testing.T, where string, out []byte, err error) {
 	t.Logf("%s:\n%s", where, out)
 }
 
-// ID identifies this process's network namespace ("" if unknown).
-func ID() string {
+// id identifies this process's network namespace ("" if unknown).
+func id() string {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
 		return ""
@@ -138,9 +138,9 @@ func ID() string {
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
-// LoUp brings the loopback interface of this namespace up (a new
+// loUp brings the loopback interface of this namespace up (a new
 // namespace starts with it down), which also gives it 127.0.0.1/8 and ::1.
-func LoUp() error {
+func loUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func Bench(b *testing.B, need func() error) bool {
 			args = append(args, "-"+name+"="+f.Value.String())
 		}
 	}
-	out, err := Reexec(b, childNetns+ID(), true, args...)
+	out, err := Reexec(b, childNetns+id(), true, args...)
 	if err != nil {
 		b.Fatalf("in a private network namespace: %v\n%s", err, out)
 	}

@@ -5,7 +5,6 @@ package relay
 import (
 	"io"
 	"net"
-	"syscall"
 )
 
 // spliceHalf copies src to dst; outside Linux there is no splice(2), and
@@ -17,10 +16,3 @@ func spliceHalf(dst, src *net.TCPConn, m *meter) error {
 
 // InlineOOB does nothing outside Linux.
 func InlineOOB(net.Conn) {}
-
-// SetListenerOptions does nothing outside Linux.
-func SetListenerOptions(_, _ string, _ syscall.RawConn) error { return nil }
-
-// SetKeepalive sets TCP keepalive on a connected socket; on a listening
-// socket it does nothing outside Linux.
-func SetKeepalive(rc syscall.RawConn, k net.KeepAliveConfig) error { return nil }

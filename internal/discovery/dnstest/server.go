@@ -56,22 +56,8 @@ type Server struct {
 func Start(t testing.TB, ip string) *Server {
 	t.Helper()
 	s := &Server{zone: map[string][]dns.RR{}, byType: map[uint16]string{}, packed: map[packKey][]byte{}}
-	var pc net.PacketConn
-	var ln net.Listener
-	for try := 0; ; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", ip+":0"); err != nil {
-			t.Fatal(err)
-		}
-		s.Addr = pc.LocalAddr().String()
-		if ln, err = net.Listen("tcp", s.Addr); err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			t.Fatalf("no port free for both UDP and TCP on %s: %v", ip, err)
-		}
-	}
+	pc, ln := listenBoth(t, ip)
+	s.Addr = pc.LocalAddr().String()
 	var started sync.WaitGroup
 	var servers []*dns.Server
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: ln, Handler: s}} {
@@ -87,6 +73,27 @@ func Start(t testing.TB, ip string) *Server {
 		}
 	})
 	return s
+}
+
+// listenBoth binds a UDP socket and a TCP listener on ip at one port, free
+// for both: a port the kernel picks for UDP may be taken for TCP, so it
+// tries again a few times.
+func listenBoth(t testing.TB, ip string) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatalf("no port free for both UDP and TCP on %s: %v", ip, err)
+		}
+	}
 }
 
 type packKey struct {
@@ -233,12 +240,10 @@ func ManyA(name string, n int) []dns.RR {
 // bound and closed, so queries get "connection refused" at once.
 func Dead(t testing.TB, ip string) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := listenBoth(t, ip)
 	addr := pc.LocalAddr().String()
 	pc.Close()
+	ln.Close()
 	return addr
 }
 
@@ -254,46 +259,33 @@ type Blackhole struct {
 func StartBlackhole(t testing.TB, ip string) *Blackhole {
 	t.Helper()
 	b := &Blackhole{}
-	for try := 0; ; try++ {
-		pc, err := net.ListenPacket("udp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
-			if try == 20 {
-				t.Fatal(err)
+	pc, ln := listenBoth(t, ip)
+	b.Addr = pc.LocalAddr().String()
+	var conns []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
 			}
-			continue
-		}
-		b.Addr = pc.LocalAddr().String()
-		var conns []net.Conn
-		var mu sync.Mutex
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				b.TCPConns.Add(1)
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-			}
-		}()
-		t.Cleanup(func() {
-			pc.Close()
-			ln.Close()
-			<-done
+			b.TCPConns.Add(1)
 			mu.Lock()
-			for _, c := range conns {
-				c.Close()
-			}
+			conns = append(conns, c)
 			mu.Unlock()
-		})
-		return b
-	}
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return b
 }
